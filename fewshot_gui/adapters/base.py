@@ -1,0 +1,212 @@
+"""The adapter interface: adapt to a support set of embeddings, then give class probabilities.
+
+An adapter is fitted on a *support set* — embeddings ``(S, D)`` with class *names* — and predicts
+probabilities ``(Q, C)`` for query embeddings. Class names are mapped to indices ``0..C-1`` only
+inside, here, once.
+
+Class order (the columns of :meth:`Adapter.predict_proba`, i.e. :attr:`Adapter.classes`):
+``fit`` orders classes by first appearance in the support set; a class seen for the first time in
+``add_example`` is appended at the end; a class whose last example is removed is dropped and the
+others keep their relative order. The order never changes otherwise.
+
+Subclasses implement :meth:`Adapter._refit` (support changed; rebuild whatever the method needs) and
+:meth:`Adapter._logits` (``(Q, D)`` float tensor → ``(Q, C)`` logits). Everything runs on CPU torch
+tensors; queries are processed in chunks so that 100k × 1280-d stays cheap in memory.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fewshot_gui.core.errors import UsageError
+
+QUERY_CHUNK = 16384
+"""Queries per matrix product in :meth:`Adapter.predict_proba`."""
+
+
+def l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Rows of ``x`` (..., D) scaled to unit L2 norm (zero rows stay zero)."""
+    return F.normalize(x, dim=-1, eps=eps)
+
+
+def class_means(x: torch.Tensor, y: torch.Tensor, n_way: int) -> torch.Tensor:
+    """Per-class mean of ``x`` (S, D) under labels ``y`` (S,) long → (n_way, D). Differentiable."""
+    sums = torch.zeros(n_way, x.shape[1], dtype=x.dtype, device=x.device).index_add(0, y, x)
+    counts = torch.bincount(y, minlength=n_way).clamp_min(1).to(x.dtype)
+    return sums / counts[:, None]
+
+
+def balanced_weights(y: torch.Tensor, n_way: int) -> torch.Tensor:
+    """Per-example loss weights (S,) so that every class weighs the same; mean weight is 1."""
+    counts = torch.bincount(y, minlength=n_way).to(torch.float32)
+    w = 1.0 / counts[y]
+    return w * (len(y) / w.sum())
+
+
+def select_state(
+    state: Mapping[str, torch.Tensor] | None, prefix: str
+) -> dict[str, torch.Tensor] | None:
+    """The part of a checkpoint's adapter state meant for this method.
+
+    Keys starting with ``"<prefix>."`` are taken (prefix stripped) when any exist, so one checkpoint
+    can carry several methods' states; otherwise the whole dict is used as is.
+    """
+    if not state:
+        return None
+    mine = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+    return mine or dict(state)
+
+
+class Adapter(ABC):
+    """Few-shot adaptation on embeddings; see the module docstring for the class order rule."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]  # "metric" | "memory" | "optimization"
+
+    def __init__(self, *, state: Mapping[str, torch.Tensor] | None = None, **options: Any) -> None:
+        if options:
+            raise UsageError(
+                f"Unknown option(s) for method '{self.name}': {', '.join(sorted(options))}."
+            )
+        self._state = select_state(state, self.name)
+        self._x = torch.empty(0, 0)
+        self._labels: list[str] = []
+        self._classes: list[str] = []
+
+    # --- public interface -------------------------------------------------------------------
+    @property
+    def classes(self) -> list[str]:
+        """Class names, in the order of the probability columns."""
+        return list(self._classes)
+
+    @property
+    def support_size(self) -> int:
+        return len(self._labels)
+
+    @property
+    def support_labels(self) -> list[str]:
+        return list(self._labels)
+
+    @property
+    def dim(self) -> int:
+        return int(self._x.shape[1]) if self._labels else 0
+
+    def fit(self, embeddings: np.ndarray, labels: Sequence[str]) -> Adapter:
+        """Adapt to a support set: ``embeddings`` (S, D) float, ``labels`` S class names."""
+        x = _as_matrix(embeddings)
+        labels = [str(label) for label in labels]
+        if x.shape[0] == 0 or not labels:
+            raise UsageError("The support set is empty: give at least one example of a class.")
+        if x.shape[0] != len(labels):
+            raise UsageError(f"Got {x.shape[0]} support embeddings but {len(labels)} labels.")
+        self._x, self._labels = x, labels
+        self._classes = list(dict.fromkeys(labels))
+        self._refit()
+        return self
+
+    def add_example(self, embedding: np.ndarray, label: str) -> None:
+        """Add one example ``embedding`` (D,) of class ``label`` to the support set."""
+        row = _as_matrix(np.asarray(embedding).reshape(1, -1))
+        if not self._labels:
+            self.fit(row.numpy(), [label])
+            return
+        if row.shape[1] != self.dim:
+            raise UsageError(f"Embedding has {row.shape[1]} dimensions, expected {self.dim}.")
+        label = str(label)
+        self._x = torch.cat([self._x, row])
+        self._labels.append(label)
+        if label not in self._classes:
+            self._classes.append(label)
+        self._example_added()
+
+    def remove_example(self, index: int) -> None:
+        """Remove the support example at ``index`` (support order); drop its class if emptied."""
+        if not -self.support_size <= index < self.support_size:
+            raise UsageError(f"No support example {index} (the support set has {self.support_size}).")
+        index %= self.support_size
+        label = self._labels.pop(index)
+        self._x = torch.cat([self._x[:index], self._x[index + 1 :]])
+        if not self._labels:
+            self._classes = []
+            self._x = torch.empty(0, 0)
+            self._example_removed(index)
+            return
+        if label not in self._labels:
+            self._classes.remove(label)
+        self._example_removed(index)
+
+    def predict_proba(self, queries: np.ndarray) -> np.ndarray:
+        """Class probabilities (Q, C) float32 for ``queries`` (Q, D); rows sum to 1."""
+        if not self._labels:
+            raise UsageError("The support set is empty: give at least one example of a class.")
+        q = _as_matrix(queries)
+        if q.shape[1] != self.dim and q.shape[0]:
+            raise UsageError(f"Queries have {q.shape[1]} dimensions, expected {self.dim}.")
+        out = np.empty((q.shape[0], len(self._classes)), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, q.shape[0], QUERY_CHUNK):
+                chunk = q[start : start + QUERY_CHUNK]
+                out[start : start + len(chunk)] = torch.softmax(self._logits(chunk), 1).numpy()
+        self._read_done()
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to restore this adapter (support set and fitted state)."""
+        return {
+            "method": self.name,
+            "support": self._x.clone(),
+            "labels": list(self._labels),
+            "classes": list(self._classes),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> Adapter:
+        """Restore from :meth:`state_dict`; subclasses restore their extras after this."""
+        if state.get("method") != self.name:
+            raise UsageError(f"Saved state is for method '{state.get('method')}', not '{self.name}'.")
+        self._x = state["support"].clone().float()
+        self._labels = list(state["labels"])
+        self._classes = list(state["classes"])
+        return self
+
+    # --- helpers for subclasses -------------------------------------------------------------
+    @property
+    def targets(self) -> torch.Tensor:
+        """Support labels as class indices (S,) long, in :attr:`classes` order."""
+        index = {c: i for i, c in enumerate(self._classes)}
+        return torch.tensor([index[label] for label in self._labels], dtype=torch.long)
+
+    @abstractmethod
+    def _refit(self) -> None:
+        """The support set changed as a whole: rebuild the method's state."""
+
+    @abstractmethod
+    def _logits(self, queries: torch.Tensor) -> torch.Tensor:
+        """Logits (Q, C) for ``queries`` (Q, D); softmax gives the probabilities."""
+
+    def _example_added(self) -> None:
+        """One example was appended; default: refit everything."""
+        self._refit()
+
+    def _example_removed(self, index: int) -> None:
+        """The example at ``index`` was removed; default: refit (if anything is left)."""
+        if self._labels:
+            self._refit()
+
+    def _read_done(self) -> None:
+        """Called after each :meth:`predict_proba` (memory uses it to update slot usage)."""
+
+
+def _as_matrix(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A (N, D) float32 CPU tensor sharing memory with ``array`` when possible."""
+    t = torch.as_tensor(np.asarray(array, dtype=np.float32))
+    if t.ndim != 2:
+        raise UsageError(f"Expected a (N, D) array of embeddings, got shape {tuple(t.shape)}.")
+    if not torch.isfinite(t).all():
+        raise UsageError("Embeddings contain NaN or infinite values.")
+    return t

@@ -1,0 +1,116 @@
+"""``fewshot-gui label SUPPORT_DIR IMAGES_DIR``: label a folder from a few examples per class.
+
+Writes a CSV with one row per image file found: ``path, label, confidence, error``, then one
+probability column per class. Exit 0 when the run completed (failed files are rows with an error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fewshot_gui.commands._progress import ProgressLine
+from fewshot_gui.core.errors import UsageError
+from fewshot_gui.core.types import FileFailure, Predictions, Progress
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("support_dir", help="folder with one sub-folder of example images per class")
+    parser.add_argument("images_dir", help="folder of images to label (scanned recursively)")
+    parser.add_argument("--out", default="labels.csv", help="CSV file to write (default labels.csv)")
+    parser.add_argument("--method", default="metric", help="adaptation method (default metric)")
+    parser.add_argument("--encoder", default=None, help="encoder name or checkpoint path")
+    parser.add_argument("--unknown-threshold", type=float, default=None, metavar="P",
+                        help="label 'unknown' when the top probability is below P (off by default)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    parser.add_argument("--cache-dir", default=None, help="embedding cache folder")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    parser.add_argument("--triplet", action="store_true",
+                        help="metric method: fine-tune a projection head with the triplet loss")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def support_examples(support_dir: str | Path) -> dict[str, list[str]]:
+    """Class name → example image paths, from one sub-folder per class."""
+    from fewshot_gui.data.folder import scan_class_folders
+
+    classes = scan_class_folders(support_dir)
+    if not classes:
+        raise UsageError(f"{support_dir} has no class sub-folders (one sub-folder per class)")
+    examples = {name: [r.path for r in records] for name, records in classes.items() if records}
+    if not examples:
+        raise UsageError(f"no class in {support_dir} has an example image")
+    return examples
+
+
+def write_csv(path: str | Path, predictions: Predictions, failures: list[FileFailure],
+              order: list[str]) -> None:
+    """Write the labels CSV atomically, rows in scan order."""
+    index = {p: i for i, p in enumerate(predictions.paths)}
+    failed = {f.path: f.reason for f in failures}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".labels-", suffix=".csv", dir=path.parent)
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "confidence", "error", *predictions.classes])
+        for p in order:
+            if p in index:
+                i = index[p]
+                probs = [f"{v:.6f}" for v in predictions.probabilities[i]]
+                writer.writerow([p, predictions.labels[i], f"{predictions.confidences[i]:.6f}", "",
+                                 *probs])
+            else:
+                reason = failed.get(p, "not processed")
+                writer.writerow([p, "", "", reason, *[""] * len(predictions.classes)])
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fewshot_gui.data.folder import scan_folder
+    from fewshot_gui.session import BatchResult, LabelingSession
+
+    examples = support_examples(args.support_dir)
+    records = scan_folder(args.images_dir)
+    options = {"triplet": True} if args.triplet else {}
+    session = LabelingSession(encoder=args.encoder, method=args.method, device=args.device,
+                              cache_dir=args.cache_dir, unknown_threshold=args.unknown_threshold,
+                              adapter_options=options, use_cache=not args.no_cache)
+    bar = ProgressLine() if not args.quiet else ProgressLine(force=False)
+    bar.enabled = bar.enabled and not args.quiet
+    start = time.perf_counter()
+    for item in session.set_support(examples):
+        bar.update(item)
+    failures: list[FileFailure] = []
+    for item in session.label(records):
+        if isinstance(item, Progress):
+            bar.update(item)
+        elif isinstance(item, BatchResult):
+            failures.extend(item.failures)
+    bar.close()
+    predictions = session.predictions()
+    write_csv(args.out, predictions, failures, [r.path for r in records])
+    elapsed = time.perf_counter() - start
+    if not args.quiet:
+        counts: dict[str, int] = {}
+        for label in predictions.labels:
+            counts[label] = counts.get(label, 0) + 1
+        summary = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items()))
+        print(f"labeled {len(predictions.paths)} of {len(records)} images in {elapsed:.1f} s "
+              f"({session.embedded_count} embedded, the rest from the cache) on "
+              f"{session.device_name} with {session.encoder_name} + {session.method}; "
+              f"{len(failures)} failed", file=sys.stderr)
+        if summary:
+            print(f"  {summary}", file=sys.stderr)
+        for name in examples:
+            if name not in session.classes:
+                print(f"  class {name!r} skipped: none of its examples could be read",
+                      file=sys.stderr)
+        print(f"wrote {args.out}", file=sys.stderr)
+    session.close()
+    return 0

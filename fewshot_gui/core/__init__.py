@@ -1,0 +1,1 @@
+"""Lowest layer: device policy, plain data types, the embedding cache, user-facing errors. No Qt."""

@@ -1,0 +1,126 @@
+"""THE place that decides device, dtype, autocast and batch size. Nothing else calls ``.cuda()``.
+
+Everything that runs a model receives one :class:`DevicePlan` and moves tensors with
+:meth:`DevicePlan.to_device`; autocast comes from :meth:`DevicePlan.autocast`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from fewshot_gui.core.errors import UsageError
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """How to run models on this machine.
+
+    ``autocast_dtype`` is None for full precision. ``batch_size`` is the starting batch size for
+    inference at ``image_size``; callers halve it on out-of-memory (see :func:`is_out_of_memory`).
+    """
+
+    device: torch.device
+    name: str
+    autocast_dtype: torch.dtype | None
+    batch_size: int
+    num_workers: int
+    pin_memory: bool
+    channels_last: bool
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Move a (possibly pinned) CPU tensor to the device without blocking the host."""
+        return tensor.to(self.device, non_blocking=self.pin_memory)
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Move a model to the device in inference layout (channels-last on CUDA)."""
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        """Mixed precision for inference and training when the device supports it."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (respects affinity / container limits)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def plan_device(requested: str = "auto", image_size: int = 224) -> DevicePlan:
+    """Pick CUDA, then Apple MPS, then CPU (or what ``requested`` names) and size the work.
+
+    ``requested`` is ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. Raises
+    :class:`UsageError` when the requested device is not present.
+    """
+    requested = (requested or "auto").lower()
+    workers = max(1, cpu_count() - (0 if cpu_count() <= 2 else 1))
+    pixels_scale = max(1.0, (image_size / 224) ** 2)
+    if requested == "auto":
+        if torch.cuda.is_available():
+            requested = "cuda"
+        elif _mps_available():
+            requested = "mps"
+        else:
+            requested = "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda was asked for, but no CUDA GPU is available here; "
+                             "use --device cpu or auto")
+        device = torch.device(requested)
+        props = torch.cuda.get_device_properties(device)
+        bf16 = torch.cuda.is_bf16_supported()
+        mem_gb = props.total_memory / 2**30
+        batch = int(min(1024, max(32, 16 * mem_gb)) / pixels_scale)
+        torch.backends.cudnn.benchmark = True
+        return DevicePlan(device, f"GPU: {props.name}", torch.bfloat16 if bf16 else torch.float16,
+                          max(8, batch), workers, True, True)
+    if requested == "mps":
+        if not _mps_available():
+            raise UsageError("--device mps was asked for, but Apple MPS is not available here")
+        return DevicePlan(torch.device("mps"), "Apple GPU (MPS)", None,
+                          max(8, int(64 / pixels_scale)), workers, False, False)
+    if requested != "cpu":
+        raise UsageError(f"unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps")
+    return DevicePlan(torch.device("cpu"), f"CPU ({cpu_count()} cores)", None,
+                      max(4, int(32 / pixels_scale)), workers, False, False)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for a device out-of-memory error (then halve the batch and retry)."""
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def empty_device_cache(plan: DevicePlan) -> None:
+    """Release cached device memory after an out-of-memory error."""
+    if plan.is_cuda:
+        torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def inference(plan: DevicePlan) -> Iterator[None]:
+    """``torch.inference_mode`` plus the plan's autocast."""
+    with torch.inference_mode(), plan.autocast():
+        yield

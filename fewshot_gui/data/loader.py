@@ -1,0 +1,133 @@
+"""Parallel decode → uint8 batches, running ahead of the consumer (the model).
+
+:func:`iter_batches` decodes and preprocesses images in worker threads (Pillow releases the GIL
+while it decodes and resizes), keeps ``prefetch`` batches in flight ahead of the consumer, and never
+holds more than that in memory. A file that cannot be decoded becomes a :class:`FileFailure` in its
+batch; the run goes on. Closing the generator (or breaking out of the loop) cancels what is queued
+and waits only for the images being decoded at that moment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fewshot_gui.core.types import FileFailure, ImageRecord
+from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS, decode_image, describe_error
+from fewshot_gui.data.preprocess import Preprocessing
+
+PathOrRecord = ImageRecord | str | os.PathLike[str]
+
+
+@dataclass
+class Batch:
+    """One batch of decoded images.
+
+    ``indices[i]`` is the position in ``records`` of ``images[i]``; ``images`` is
+    ``(n, C, H, W)`` uint8 on the CPU (pinned when asked for), ``n`` may be 0; ``failures`` lists
+    ``(index, FileFailure)`` for the files of this batch that could not be used.
+    """
+
+    indices: list[int]
+    images: torch.Tensor
+    failures: list[tuple[int, FileFailure]]
+
+    def __len__(self) -> int:
+        return len(self.indices) + len(self.failures)
+
+
+def _path(item: PathOrRecord) -> str:
+    return item.path if isinstance(item, ImageRecord) else os.fspath(item)
+
+
+def decode_one(
+    path: str, preprocessing: Preprocessing, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray | FileFailure:
+    """``(C, crop, crop)`` uint8 array for one file, or a :class:`FileFailure` with the reason."""
+    try:
+        image = decode_image(path, max_pixels)
+    except Exception as err:
+        return FileFailure(path, describe_error(err))
+    try:
+        return preprocessing.to_uint8(image)  # a lazy JPEG is decoded here (draft mode)
+    except Exception as err:
+        return FileFailure(path, describe_error(err))
+    finally:
+        image.close()
+
+
+def _stack(
+    start: int,
+    results: Sequence[np.ndarray | FileFailure],
+    preprocessing: Preprocessing,
+    pin_memory: bool,
+) -> Batch:
+    good = [(start + i, r) for i, r in enumerate(results) if isinstance(r, np.ndarray)]
+    failures = [(start + i, r) for i, r in enumerate(results) if isinstance(r, FileFailure)]
+    shape = (len(good), preprocessing.channels, preprocessing.crop, preprocessing.crop)
+    pin = pin_memory and torch.cuda.is_available()  # pinning needs a CUDA runtime
+    images = torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
+    for row, (_, array) in enumerate(good):
+        images[row] = torch.from_numpy(array)
+    return Batch([i for i, _ in good], images, failures)
+
+
+def iter_batches(
+    records: Sequence[PathOrRecord],
+    preprocessing: Preprocessing,
+    batch_size: int,
+    num_workers: int,
+    pin_memory: bool = False,
+    prefetch: int = 2,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Iterator[Batch]:
+    """Batches of ``batch_size`` consecutive ``records`` (the last one may be shorter).
+
+    Every record appears exactly once, either in ``Batch.indices`` or in ``Batch.failures``, in
+    order. ``num_workers=0`` decodes in the calling thread, one batch at a time. ``pin_memory``
+    pins the batch tensors (ignored where CUDA is absent).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    paths = [_path(r) for r in records]
+    starts = range(0, len(paths), batch_size)
+    if num_workers <= 0:
+        for start in starts:
+            chunk = paths[start : start + batch_size]
+            results = [decode_one(p, preprocessing, max_pixels) for p in chunk]
+            yield _stack(start, results, preprocessing, pin_memory)
+        return
+
+    executor = ThreadPoolExecutor(num_workers, thread_name_prefix="fewshot-decode")
+    queued: deque[tuple[int, list[Future[np.ndarray | FileFailure]]]] = deque()
+    next_start = iter(starts)
+
+    def submit_batch() -> bool:
+        start = next(next_start, None)
+        if start is None:
+            return False
+        chunk = paths[start : start + batch_size]
+        futures = [executor.submit(decode_one, p, preprocessing, max_pixels) for p in chunk]
+        queued.append((start, futures))
+        return True
+
+    try:
+        for _ in range(max(0, prefetch) + 1):
+            if not submit_batch():
+                break
+        while queued:
+            start, futures = queued.popleft()
+            results = [f.result() for f in futures]
+            yield _stack(start, results, preprocessing, pin_memory)
+            submit_batch()  # batches k+1 … k+prefetch decode while the consumer has batch k
+    finally:
+        for _, futures in queued:
+            for future in futures:
+                future.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,372 @@
+"""The labeling session: embed (cached) → adapt to the support set → predict. No Qt.
+
+Every long operation is a generator that yields :class:`Progress` and partial results between
+batches; to cancel, stop resuming it (``close()``). The session hands out numpy only. One session owns
+one encoder model — in the app, the labeling worker is the only owner of a session.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fewshot_gui.core.errors import UsageError
+from fewshot_gui.core.types import FileFailure, ImageRecord, Predictions, Progress
+from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class BatchResult:
+    """Predictions for the images of one batch, and the files of that batch that failed."""
+
+    predictions: Predictions
+    failures: list[FileFailure] = field(default_factory=list)
+
+
+@dataclass
+class _Embedded:
+    """Embeddings produced by :meth:`LabelingSession._embed` for ``indices`` into its records."""
+
+    indices: np.ndarray
+    embeddings: np.ndarray
+    failures: list[tuple[int, FileFailure]]
+
+
+def record_for(path: str | Path) -> ImageRecord:
+    """The identity of one file (absolute path, size, mtime); raises UsageError when missing."""
+    path = Path(path).expanduser().absolute()
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    return ImageRecord(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+class _Rate:
+    """Items per second and ETA over a run."""
+
+    def __init__(self, total: int, stage: str) -> None:
+        self.total, self.stage, self.start = total, stage, time.perf_counter()
+
+    def progress(self, done: int, counted: int) -> Progress:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        rate = counted / elapsed if counted else 0.0
+        eta = (self.total - done) / rate if rate > 0 else None
+        return Progress(done, self.total, self.stage, rate, eta)
+
+
+class LabelingSession:
+    """Label images from a few examples per class.
+
+    ``encoder`` is a registered name or a checkpoint path (default: the best offline encoder for
+    photos); ``method`` an adapter name. The encoder is loaded on first use, in the calling thread.
+    """
+
+    def __init__(
+        self,
+        encoder: str | None = None,
+        method: str = "metric",
+        device: str = "auto",
+        cache_dir: str | Path | None = None,
+        unknown_threshold: float | None = None,
+        adapter_options: Mapping[str, Any] | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        use_cache: bool = True,
+    ) -> None:
+        from fewshot_gui.adapters.registry import adapter_names
+        from fewshot_gui.core.cache import default_cache_dir
+        from fewshot_gui.encoders.registry import default_encoder_name
+
+        if method not in adapter_names():
+            raise UsageError(f"unknown method {method!r}; choose one of: {', '.join(adapter_names())}")
+        self.encoder_name = encoder or default_encoder_name()
+        self.method = method
+        self.unknown_threshold = unknown_threshold
+        self.adapter_options = dict(adapter_options or {})
+        self.max_pixels = max_pixels
+        self._requested_device = device
+        self._cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self._use_cache = use_cache
+        self._loaded: Any = None  # LoadedEncoder
+        self._plan: Any = None  # DevicePlan
+        self._cache: Any = None  # EmbeddingCache
+        self._adapter: Any = None
+        # Every embedded image: path → row in the embedding store.
+        self._rows: dict[str, int] = {}
+        self._paths: list[str] = []
+        self._chunks: list[np.ndarray] = []
+        self._matrix: np.ndarray | None = None
+        self._labeled: list[str] = []  # paths of the labeled (non-support-only) images, in order
+        self._labeled_set: set[str] = set()
+        self._support: list[tuple[str, str]] = []  # (path, class name)
+        self.failures: dict[str, FileFailure] = {}
+        self.embedded_count = 0  # images run through the model (cache misses) in this session
+
+    # ---------------------------------------------------------------- model and device
+    def load(self) -> None:
+        """Pick the device and load the encoder (no-op once loaded)."""
+        if self._loaded is not None:
+            return
+        from fewshot_gui.core.cache import EmbeddingCache
+        from fewshot_gui.core.device import plan_device
+        from fewshot_gui.encoders.registry import load_encoder
+
+        spec_size = 224
+        self._plan = plan_device(self._requested_device, spec_size)
+        self._loaded = load_encoder(self.encoder_name, self._plan, method=self.method)
+        spec = self._loaded.spec
+        if spec.preprocessing.crop != spec_size:
+            self._plan = plan_device(self._requested_device, spec.preprocessing.crop)
+        if self._use_cache:
+            self._cache = EmbeddingCache(self._cache_dir, self.encoder_id, spec.embed_dim)
+
+    @property
+    def encoder_id(self) -> str:
+        """Identity of the encoder's weights for the embedding cache."""
+        self.load()
+        spec = self._loaded.spec
+        ident = f"{spec.name}|{spec.weights_source}|{spec.preprocessing.to_dict()}"
+        if spec.checkpoint_path:
+            stat = Path(spec.checkpoint_path).stat()
+            ident += f"|{Path(spec.checkpoint_path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        return ident
+
+    @property
+    def device_name(self) -> str:
+        self.load()
+        return str(self._plan.name)
+
+    @property
+    def embed_dim(self) -> int:
+        self.load()
+        return int(self._loaded.spec.embed_dim)
+
+    # ---------------------------------------------------------------- embedding
+    def _embed(self, records: Sequence[ImageRecord], stage: str) -> Iterator[Progress | _Embedded]:
+        """Embeddings for ``records``: cached ones at once, the rest batch by batch."""
+        self.load()
+        rate = _Rate(len(records), stage)
+        done = 0
+        if self._cache is not None:
+            hits, cached, missing = self._cache.get_many(records)
+        else:
+            hits, cached, missing = np.zeros(0, int), np.zeros((0, self.embed_dim)), np.arange(
+                len(records)
+            )
+        if len(hits):
+            done += len(hits)
+            yield _Embedded(hits, cached.astype(np.float32), [])
+            yield rate.progress(done, 0)
+        if len(missing) == 0:
+            return
+        todo = [records[i] for i in missing]
+        counted = 0
+        for indices, embeddings, failures in self._run_model(todo):
+            done += len(indices) + len(failures)
+            counted += len(indices) + len(failures)
+            yield _Embedded(missing[indices], embeddings,
+                            [(int(missing[i]), f) for i, f in failures])
+            yield rate.progress(done, counted)
+
+    def _run_model(
+        self, records: Sequence[ImageRecord]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, list[tuple[int, FileFailure]]]]:
+        """Decode in parallel, run the encoder, store in the cache; backs off on out-of-memory."""
+        from fewshot_gui.data.loader import iter_batches
+
+        plan, spec = self._plan, self._loaded.spec
+        batches = iter_batches(records, spec.preprocessing, plan.batch_size, plan.num_workers,
+                               pin_memory=plan.pin_memory, max_pixels=self.max_pixels)
+        try:
+            for batch in batches:
+                indices = np.asarray(batch.indices, dtype=np.int64)
+                embeddings = self._forward(batch.images)
+                if self._cache is not None and len(indices):
+                    self._cache.put_many([records[i] for i in indices], embeddings)
+                self.embedded_count += len(indices)
+                yield indices, embeddings, list(batch.failures)
+        finally:
+            batches.close()
+
+    def _forward(self, images: Any) -> np.ndarray:
+        """``(n, C, H, W)`` uint8 tensor → ``(n, D)`` float32 numpy, halving the batch on OOM."""
+        import torch
+
+        from fewshot_gui.core.device import empty_device_cache, inference, is_out_of_memory
+
+        plan, model, prep = self._plan, self._loaded.model, self._loaded.spec.preprocessing
+        if len(images) == 0:
+            return np.zeros((0, self.embed_dim), np.float32)
+        try:
+            with inference(plan):
+                x = prep.normalize(plan.to_device(images))
+                if plan.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                return model(x).float().cpu().numpy()
+        except Exception as error:
+            if not is_out_of_memory(error) or len(images) == 1:
+                raise
+            empty_device_cache(plan)
+            half = len(images) // 2
+            return np.concatenate([self._forward(images[:half]), self._forward(images[half:])])
+
+    def _store(self, records: Sequence[ImageRecord], result: _Embedded) -> list[str]:
+        """Keep embeddings in memory (path → row); returns the paths stored."""
+        paths = [records[i].path for i in result.indices]
+        new = [i for i, p in enumerate(paths) if p not in self._rows]
+        for i, p in enumerate(paths):
+            if p in self._rows:  # re-embedded (file changed): overwrite in place
+                self._matrix_rows()[self._rows[p]] = result.embeddings[i]
+        if new:
+            base = len(self._paths)
+            for offset, i in enumerate(new):
+                self._rows[paths[i]] = base + offset
+                self._paths.append(paths[i])
+            self._chunks.append(np.asarray(result.embeddings[new], dtype=np.float32))
+            self._matrix = None
+        for _, failure in result.failures:
+            self.failures[failure.path] = failure
+        for p in paths:
+            self.failures.pop(p, None)
+        return paths
+
+    def _matrix_rows(self) -> np.ndarray:
+        if self._matrix is None:
+            dim = self.embed_dim
+            self._matrix = np.concatenate(self._chunks) if self._chunks else np.zeros((0, dim))
+            self._chunks = [self._matrix]
+        return self._matrix
+
+    def _vectors(self, paths: Sequence[str]) -> np.ndarray:
+        matrix = self._matrix_rows()
+        return matrix[[self._rows[p] for p in paths]] if paths else matrix[:0]
+
+    # ---------------------------------------------------------------- support set
+    @property
+    def classes(self) -> list[str]:
+        return list(self._adapter.classes) if self._adapter is not None else []
+
+    @property
+    def support(self) -> list[tuple[str, str]]:
+        """The support set as ``(path, class name)`` pairs, in the order examples were given."""
+        return list(self._support)
+
+    def set_support(self, examples: Mapping[str, Sequence[str | Path]]) -> Iterator[Progress]:
+        """Embed the examples of each class and fit the adapter.
+
+        Examples that cannot be read are recorded in :attr:`failures`; classes left without a
+        readable example are dropped. Raises UsageError when no class has one.
+        """
+        pairs: list[tuple[ImageRecord, str]] = []
+        for name, paths in examples.items():
+            for path in paths:
+                try:
+                    pairs.append((record_for(path), str(name)))
+                except UsageError as error:
+                    self.failures[str(path)] = FileFailure(str(path), str(error))
+        records = [r for r, _ in pairs]
+        for item in self._embed(records, "examples"):
+            if isinstance(item, Progress):
+                yield item
+            else:
+                self._store(records, item)
+        self._support = [(r.path, name) for r, name in pairs if r.path in self._rows]
+        self._fit()
+
+    def _fit(self) -> None:
+        from fewshot_gui.adapters.registry import create_adapter
+
+        if not self._support:
+            raise UsageError("no class has a readable example image; add at least one example")
+        adapter = create_adapter(self.method, state=self._loaded.adapter_state,
+                                 **self.adapter_options)
+        paths = [p for p, _ in self._support]
+        adapter.fit(self._vectors(paths), [c for _, c in self._support])
+        self._adapter = adapter
+
+    def add_example(self, path: str | Path, label: str) -> Predictions:
+        """Add one example (embedding it if needed) and re-label every embedded image."""
+        record = record_for(path)
+        if record.path not in self._rows:
+            for item in self._embed([record], "example"):
+                if isinstance(item, _Embedded):
+                    self._store([record], item)
+            if record.path not in self._rows:
+                reason = self.failures.get(record.path, FileFailure(record.path, "unreadable"))
+                raise UsageError(f"cannot use {record.path} as an example: {reason.reason}")
+        # A relabeled example moves class: drop its old entry first.
+        self._drop_support(record.path)
+        self._support.append((record.path, str(label)))
+        if self._adapter is None:
+            self._fit()
+        else:  # adapters accept examples of new classes too
+            self._adapter.add_example(self._vectors([record.path])[0], str(label))
+        return self.predictions()
+
+    def _drop_support(self, path: str) -> bool:
+        for i, (p, _) in enumerate(self._support):
+            if p == path:
+                del self._support[i]
+                if self._adapter is not None:
+                    self._adapter.remove_example(i)
+                return True
+        return False
+
+    def remove_example(self, path: str | Path) -> Predictions:
+        """Remove an example from the support set and re-label every embedded image."""
+        target = str(Path(path).expanduser().absolute())
+        if not self._drop_support(target):
+            raise UsageError(f"{target} is not an example")
+        if not self._support:
+            self._adapter = None
+        return self.predictions()
+
+    # ---------------------------------------------------------------- labeling
+    def label(self, images: str | Path | Iterable[ImageRecord]) -> Iterator[Progress | BatchResult]:
+        """Embed (cached) and label a folder (scanned recursively) or a list of records.
+
+        Yields :class:`Progress` and a :class:`BatchResult` per batch (partial predictions).
+        """
+        from fewshot_gui.data.folder import scan_folder
+
+        if self._adapter is None:
+            raise UsageError("set the examples (support set) before labeling")
+        records = scan_folder(images) if isinstance(images, (str, Path)) else list(images)
+        self._labeled, self._labeled_set = [], set()
+        yield Progress(0, len(records), "labeling")
+        for item in self._embed(records, "labeling"):
+            if isinstance(item, Progress):
+                yield item
+                continue
+            paths = self._store(records, item)
+            for p in paths:
+                if p not in self._labeled_set:
+                    self._labeled_set.add(p)
+                    self._labeled.append(p)
+            yield BatchResult(self._predict(paths), [f for _, f in item.failures])
+
+    def _predict(self, paths: Sequence[str]) -> Predictions:
+        if self._adapter is None:
+            probs = np.zeros((len(paths), 0), np.float32)
+            return Predictions.from_probabilities(list(paths), [], probs)
+        probs = self._adapter.predict_proba(self._vectors(paths))
+        return Predictions.from_probabilities(list(paths), list(self._adapter.classes), probs,
+                                              self.unknown_threshold)
+
+    def predictions(self) -> Predictions:
+        """Current predictions for every labeled image (from cached embeddings, no model call)."""
+        return self._predict(self._labeled)
+
+    def embeddings(self) -> tuple[list[str], np.ndarray]:
+        """Paths and ``(N, D)`` float32 embeddings of the labeled images."""
+        return list(self._labeled), self._vectors(self._labeled)
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
