@@ -22,11 +22,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "meta-train": ("fewshot_gui.commands.meta_train", "meta-train an encoder episodically"),
     "evaluate": ("fewshot_gui.commands.evaluate", "N-way K-shot accuracy with a 95% interval"),
     "bench": ("fewshot_gui.commands.bench", "measure decode, model and end-to-end throughput"),
-    "self-test": ("fewshot_gui.commands.self_test", "build the app offscreen and run one adaptation"),
+    "self-test": (
+        "fewshot_gui.commands.self_test",
+        "build the app offscreen and run one adaptation",
+    ),
 }
 
 
-def _module(name: str):  # noqa: ANN202 - a module
+def _module(name: str):
     return importlib.import_module(COMMANDS[name][0])
 
 
@@ -47,7 +50,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["gui", *argv]  # `fewshot-gui`, `fewshot-gui --demo`, `fewshot-gui project.fewshot`
     parser = build_parser(argv)
     args = parser.parse_args(argv)

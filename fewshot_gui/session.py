@@ -83,7 +83,9 @@ class LabelingSession:
         from fewshot_gui.encoders.registry import default_encoder_name
 
         if method not in adapter_names():
-            raise UsageError(f"unknown method {method!r}; choose one of: {', '.join(adapter_names())}")
+            raise UsageError(
+                f"unknown method {method!r}; choose one of: {', '.join(adapter_names())}"
+            )
         self.encoder_name = encoder or default_encoder_name()
         self.method = method
         self.unknown_threshold = unknown_threshold
@@ -155,8 +157,10 @@ class LabelingSession:
         if self._cache is not None:
             hits, cached, missing = self._cache.get_many(records)
         else:
-            hits, cached, missing = np.zeros(0, int), np.zeros((0, self.embed_dim)), np.arange(
-                len(records)
+            hits, cached, missing = (
+                np.zeros(0, int),
+                np.zeros((0, self.embed_dim)),
+                np.arange(len(records)),
             )
         if len(hits):
             done += len(hits)
@@ -169,8 +173,9 @@ class LabelingSession:
         for indices, embeddings, failures in self._run_model(todo):
             done += len(indices) + len(failures)
             counted += len(indices) + len(failures)
-            yield _Embedded(missing[indices], embeddings,
-                            [(int(missing[i]), f) for i, f in failures])
+            yield _Embedded(
+                missing[indices], embeddings, [(int(missing[i]), f) for i, f in failures]
+            )
             yield rate.progress(done, counted)
 
     def _run_model(
@@ -180,8 +185,14 @@ class LabelingSession:
         from fewshot_gui.data.loader import iter_batches
 
         plan, spec = self._plan, self._loaded.spec
-        batches = iter_batches(records, spec.preprocessing, plan.batch_size, plan.num_workers,
-                               pin_memory=plan.pin_memory, max_pixels=self.max_pixels)
+        batches = iter_batches(
+            records,
+            spec.preprocessing,
+            plan.batch_size,
+            plan.num_workers,
+            pin_memory=plan.pin_memory,
+            max_pixels=self.max_pixels,
+        )
         try:
             for batch in batches:
                 indices = np.asarray(batch.indices, dtype=np.int64)
@@ -283,8 +294,9 @@ class LabelingSession:
 
         if not self._support:
             raise UsageError("no class has a readable example image; add at least one example")
-        adapter = create_adapter(self.method, state=self._loaded.adapter_state,
-                                 **self.adapter_options)
+        adapter = create_adapter(
+            self.method, state=self._loaded.adapter_state, **self.adapter_options
+        )
         paths = [p for p, _ in self._support]
         adapter.fit(self._vectors(paths), [c for _, c in self._support])
         self._adapter = adapter
@@ -355,8 +367,9 @@ class LabelingSession:
             probs = np.zeros((len(paths), 0), np.float32)
             return Predictions.from_probabilities(list(paths), [], probs)
         probs = self._adapter.predict_proba(self._vectors(paths))
-        return Predictions.from_probabilities(list(paths), list(self._adapter.classes), probs,
-                                              self.unknown_threshold)
+        return Predictions.from_probabilities(
+            list(paths), list(self._adapter.classes), probs, self.unknown_threshold
+        )
 
     def predictions(self) -> Predictions:
         """Current predictions for every labeled image (from cached embeddings, no model call)."""

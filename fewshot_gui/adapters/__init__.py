@@ -1,1 +1,15 @@
+"""Few-shot adapters: one file per method behind :class:`~fewshot_gui.adapters.base.Adapter`.
 
+Importing this package registers every method; use :func:`create_adapter` by name.
+"""
+
+from fewshot_gui.adapters import metric as _metric  # noqa: F401  (registers)
+from fewshot_gui.adapters.base import Adapter
+from fewshot_gui.adapters.registry import (
+    adapter_family,
+    adapter_names,
+    create_adapter,
+    register_adapter,
+)
+
+__all__ = ["Adapter", "adapter_family", "adapter_names", "create_adapter", "register_adapter"]

@@ -14,13 +14,19 @@ def format_eta(seconds: float | None) -> str:
         return "--:--"
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+    return (
+        f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+        if hours
+        else f"{rest // 60:02d}:{rest % 60:02d}"
+    )
 
 
 class ProgressLine:
     """Draws ``stage [#####.....] done/total rate/s ETA`` at most every 0.1 s."""
 
-    def __init__(self, stream: TextIO | None = None, unit: str = "img", force: bool = False) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, unit: str = "img", force: bool = False
+    ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = force or self.stream.isatty()
         self.unit = unit
@@ -35,8 +41,10 @@ class ProgressLine:
         width = 30
         filled = int(width * progress.fraction)
         bar = "#" * filled + "." * (width - filled)
-        line = (f"\r{progress.stage:>9} [{bar}] {progress.done}/{progress.total} "
-                f"{progress.items_per_s:6.1f} {self.unit}/s ETA {format_eta(progress.eta_s)} ")
+        line = (
+            f"\r{progress.stage:>9} [{bar}] {progress.done}/{progress.total} "
+            f"{progress.items_per_s:6.1f} {self.unit}/s ETA {format_eta(progress.eta_s)} "
+        )
         self.stream.write(line)
         self.stream.flush()
         self._shown = True

@@ -20,18 +20,30 @@ from fewshot_gui.core.types import FileFailure, Predictions, Progress
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("support_dir", help="folder with one sub-folder of example images per class")
+    parser.add_argument(
+        "support_dir", help="folder with one sub-folder of example images per class"
+    )
     parser.add_argument("images_dir", help="folder of images to label (scanned recursively)")
-    parser.add_argument("--out", default="labels.csv", help="CSV file to write (default labels.csv)")
+    parser.add_argument(
+        "--out", default="labels.csv", help="CSV file to write (default labels.csv)"
+    )
     parser.add_argument("--method", default="metric", help="adaptation method (default metric)")
     parser.add_argument("--encoder", default=None, help="encoder name or checkpoint path")
-    parser.add_argument("--unknown-threshold", type=float, default=None, metavar="P",
-                        help="label 'unknown' when the top probability is below P (off by default)")
+    parser.add_argument(
+        "--unknown-threshold",
+        type=float,
+        default=None,
+        metavar="P",
+        help="label 'unknown' when the top probability is below P (off by default)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     parser.add_argument("--cache-dir", default=None, help="embedding cache folder")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
-    parser.add_argument("--triplet", action="store_true",
-                        help="metric method: fine-tune a projection head with the triplet loss")
+    parser.add_argument(
+        "--triplet",
+        action="store_true",
+        help="metric method: fine-tune a projection head with the triplet loss",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
@@ -48,8 +60,9 @@ def support_examples(support_dir: str | Path) -> dict[str, list[str]]:
     return examples
 
 
-def write_csv(path: str | Path, predictions: Predictions, failures: list[FileFailure],
-              order: list[str]) -> None:
+def write_csv(
+    path: str | Path, predictions: Predictions, failures: list[FileFailure], order: list[str]
+) -> None:
     """Write the labels CSV atomically, rows in scan order."""
     index = {p: i for i, p in enumerate(predictions.paths)}
     failed = {f.path: f.reason for f in failures}
@@ -63,8 +76,9 @@ def write_csv(path: str | Path, predictions: Predictions, failures: list[FileFai
             if p in index:
                 i = index[p]
                 probs = [f"{v:.6f}" for v in predictions.probabilities[i]]
-                writer.writerow([p, predictions.labels[i], f"{predictions.confidences[i]:.6f}", "",
-                                 *probs])
+                writer.writerow(
+                    [p, predictions.labels[i], f"{predictions.confidences[i]:.6f}", "", *probs]
+                )
             else:
                 reason = failed.get(p, "not processed")
                 writer.writerow([p, "", "", reason, *[""] * len(predictions.classes)])
@@ -78,9 +92,15 @@ def run(args: argparse.Namespace) -> int:
     examples = support_examples(args.support_dir)
     records = scan_folder(args.images_dir)
     options = {"triplet": True} if args.triplet else {}
-    session = LabelingSession(encoder=args.encoder, method=args.method, device=args.device,
-                              cache_dir=args.cache_dir, unknown_threshold=args.unknown_threshold,
-                              adapter_options=options, use_cache=not args.no_cache)
+    session = LabelingSession(
+        encoder=args.encoder,
+        method=args.method,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        unknown_threshold=args.unknown_threshold,
+        adapter_options=options,
+        use_cache=not args.no_cache,
+    )
     bar = ProgressLine() if not args.quiet else ProgressLine(force=False)
     bar.enabled = bar.enabled and not args.quiet
     start = time.perf_counter()
@@ -101,16 +121,20 @@ def run(args: argparse.Namespace) -> int:
         for label in predictions.labels:
             counts[label] = counts.get(label, 0) + 1
         summary = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items()))
-        print(f"labeled {len(predictions.paths)} of {len(records)} images in {elapsed:.1f} s "
-              f"({session.embedded_count} embedded, the rest from the cache) on "
-              f"{session.device_name} with {session.encoder_name} + {session.method}; "
-              f"{len(failures)} failed", file=sys.stderr)
+        print(
+            f"labeled {len(predictions.paths)} of {len(records)} images in {elapsed:.1f} s "
+            f"({session.embedded_count} embedded, the rest from the cache) on "
+            f"{session.device_name} with {session.encoder_name} + {session.method}; "
+            f"{len(failures)} failed",
+            file=sys.stderr,
+        )
         if summary:
             print(f"  {summary}", file=sys.stderr)
         for name in examples:
             if name not in session.classes:
-                print(f"  class {name!r} skipped: none of its examples could be read",
-                      file=sys.stderr)
+                print(
+                    f"  class {name!r} skipped: none of its examples could be read", file=sys.stderr
+                )
         print(f"wrote {args.out}", file=sys.stderr)
     session.close()
     return 0

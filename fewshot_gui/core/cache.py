@@ -1,5 +1,5 @@
-"""On-disk embedding cache, one per encoder: half precision rows in an append-only file, memory-mapped
-for reading, indexed by SQLite on file identity ``(path, size, mtime_ns)``.
+"""On-disk embedding cache, one per encoder: half precision rows in an append-only file,
+memory-mapped for reading, indexed by SQLite on file identity ``(path, size, mtime_ns)``.
 
 Crash safety: rows are appended and flushed to ``embeddings.f16`` *before* the SQLite transaction
 that points at them commits, so an interrupted write leaves only unreferenced bytes at the end of the
@@ -53,7 +53,9 @@ class EmbeddingCache:
         self.dim = int(dim)
         self._row_bytes = 2 * self.dim
         self._data_path = self.folder / "embeddings.f16"
-        self._db = sqlite3.connect(self.folder / "index.sqlite", timeout=30, check_same_thread=False)
+        self._db = sqlite3.connect(
+            self.folder / "index.sqlite", timeout=30, check_same_thread=False
+        )
         self._db.executescript(_SCHEMA)
         stored = self._db.execute("SELECT value FROM meta WHERE key='dim'").fetchone()
         if stored is None or int(stored[0]) != self.dim:

@@ -85,25 +85,48 @@ def plan_device(requested: str = "auto", image_size: int = 224) -> DevicePlan:
             requested = "cpu"
     if requested.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise UsageError("--device cuda was asked for, but no CUDA GPU is available here; "
-                             "use --device cpu or auto")
+            raise UsageError(
+                "--device cuda was asked for, but no CUDA GPU is available here; "
+                "use --device cpu or auto"
+            )
         device = torch.device(requested)
         props = torch.cuda.get_device_properties(device)
         bf16 = torch.cuda.is_bf16_supported()
         mem_gb = props.total_memory / 2**30
         batch = int(min(1024, max(32, 16 * mem_gb)) / pixels_scale)
         torch.backends.cudnn.benchmark = True
-        return DevicePlan(device, f"GPU: {props.name}", torch.bfloat16 if bf16 else torch.float16,
-                          max(8, batch), workers, True, True)
+        return DevicePlan(
+            device,
+            f"GPU: {props.name}",
+            torch.bfloat16 if bf16 else torch.float16,
+            max(8, batch),
+            workers,
+            True,
+            True,
+        )
     if requested == "mps":
         if not _mps_available():
             raise UsageError("--device mps was asked for, but Apple MPS is not available here")
-        return DevicePlan(torch.device("mps"), "Apple GPU (MPS)", None,
-                          max(8, int(64 / pixels_scale)), workers, False, False)
+        return DevicePlan(
+            torch.device("mps"),
+            "Apple GPU (MPS)",
+            None,
+            max(8, int(64 / pixels_scale)),
+            workers,
+            False,
+            False,
+        )
     if requested != "cpu":
         raise UsageError(f"unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps")
-    return DevicePlan(torch.device("cpu"), f"CPU ({cpu_count()} cores)", None,
-                      max(4, int(32 / pixels_scale)), workers, False, False)
+    return DevicePlan(
+        torch.device("cpu"),
+        f"CPU ({cpu_count()} cores)",
+        None,
+        max(4, int(32 / pixels_scale)),
+        workers,
+        False,
+        False,
+    )
 
 
 def is_out_of_memory(error: BaseException) -> bool:

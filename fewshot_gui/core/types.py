@@ -64,7 +64,9 @@ class Predictions:
         probabilities: np.ndarray,
         unknown_threshold: float | None = None,
     ) -> Predictions:
-        probabilities = np.asarray(probabilities, dtype=np.float32).reshape(len(paths), len(classes))
+        probabilities = np.asarray(probabilities, dtype=np.float32).reshape(
+            len(paths), len(classes)
+        )
         if len(paths) == 0:
             return cls(paths, classes, probabilities, [], np.zeros(0, np.float32))
         best = probabilities.argmax(axis=1)

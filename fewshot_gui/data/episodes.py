@@ -292,11 +292,15 @@ class ImageStore:
             self._lru.popitem(last=False)
         return torch.stack(out)
 
-    def items(self, item_ids: np.ndarray) -> torch.Tensor:
-        """``(n,)`` item ids → ``(n, C, H, W)`` uint8, each rotated by its item's rotation."""
+    def items(
+        self, item_ids: np.ndarray, view: ClassFolderDataset | None = None
+    ) -> torch.Tensor:
+        """``(n,)`` item ids of ``view`` (a subset sharing our paths; default: our dataset) →
+        ``(n, C, H, W)`` uint8, each rotated by its item's rotation."""
+        view = view or self.dataset
         item_ids = np.asarray(item_ids, dtype=np.int64)
-        batch = self.images(self.dataset.item_image[item_ids])
-        rotations = self.dataset.item_rotation[item_ids]
+        batch = self.images(view.item_image[item_ids])
+        rotations = view.item_rotation[item_ids]
         if not rotations.any():
             return batch
         batch = batch.clone()

@@ -55,7 +55,11 @@ def decode_one(
     except Exception as err:
         return FileFailure(path, describe_error(err))
     try:
-        return preprocessing.to_uint8(image)  # a lazy JPEG is decoded here (draft mode)
+        if image.format == "JPEG":  # still undecoded: decode at 1/2, 1/4 or 1/8 scale if enough
+            size = (preprocessing.resize, preprocessing.resize)
+            image.draft("RGB" if preprocessing.channels == 3 else "L", size)
+            image.load()
+        return preprocessing.to_uint8(image)
     except Exception as err:
         return FileFailure(path, describe_error(err))
     finally:

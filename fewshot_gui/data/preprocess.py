@@ -56,10 +56,7 @@ class Preprocessing:
         left, top = (w - self.crop) // 2, (h - self.crop) // 2
         image = image.crop((left, top, left + self.crop, top + self.crop))
         array = np.asarray(image, dtype=np.uint8)
-        if array.ndim == 2:
-            array = array[None]
-        else:
-            array = array.transpose(2, 0, 1)
+        array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
         return np.ascontiguousarray(array)
 
     def normalize(self, batch: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

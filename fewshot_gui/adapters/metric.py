@@ -1,0 +1,222 @@
+"""Metric family: class prototypes, a leave-one-out temperature and an optional triplet fine-tune.
+
+Each class is represented by its *prototype*, the mean of its support embeddings (Snell et al. 2017).
+A query's logits are ``scale * similarity`` to every prototype, with similarity either the cosine
+(``distance="cosine"``, embeddings L2-normalised first) or the negative squared Euclidean distance
+(``distance="euclidean"``). Softmax over raw distances is badly calibrated, so ``scale`` (the
+inverse temperature) is fitted on the support set by leave-one-out: each support example is
+classified against prototypes computed without it, and the scale with the lowest class-balanced
+negative log-likelihood on a log-spaced grid is kept. Examples of 1-shot classes cannot be left
+out and are skipped; with no class of two or more examples the default scale is used (the
+meta-learned one from ``state["log_scale"]`` when a checkpoint gives it).
+
+``triplet=True`` first fine-tunes a residual linear projection ``f(x) = x + x @ Δ`` (``Δ`` starts at
+zero, so it starts as the identity) on the support set with the batch-hard triplet loss
+``max(0, d(a, p) - d(a, n) + margin)`` (Hermans et al. 2017), for anchors that have a positive and a
+negative; it is skipped when no class has two examples.
+
+:class:`PrototypeLearner` is the differentiable version (learnable log-scale) used by meta-training
+(ProtoNet): ``forward(support (S, D), support_y (S,), query (Q, D), n_way) -> logits (Q, n_way)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from fewshot_gui.adapters.base import Adapter, balanced_weights, class_means, l2_normalize
+from fewshot_gui.adapters.registry import register_adapter
+from fewshot_gui.core.errors import UsageError
+
+DEFAULT_COSINE_SCALE = 10.0
+DEFAULT_EUCLIDEAN_SCALE = 5.0  # in units of the support set's mean squared spread
+SCALE_GRID = 2.0 ** (torch.arange(-24, 25, dtype=torch.float64) / 4)  # default / 64 … default * 64
+
+
+def similarity(queries: torch.Tensor, protos: torch.Tensor, distance: str) -> torch.Tensor:
+    """(Q, D) × (C, D) → (Q, C): cosine, or negative squared Euclidean distance."""
+    if distance == "cosine":
+        return l2_normalize(queries) @ l2_normalize(protos).T
+    sq = (queries * queries).sum(1, keepdim=True) - 2 * queries @ protos.T
+    return -(sq + (protos * protos).sum(1)[None]).clamp_min(0)
+
+
+def paired_similarity(a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Tensor:
+    """Row-wise similarity of ``a`` (n, D) and ``b`` (n, D) → (n,)."""
+    if distance == "cosine":
+        return (l2_normalize(a) * l2_normalize(b)).sum(1)
+    return -(a - b).pow(2).sum(1)
+
+
+def triplet_loss(z: torch.Tensor, y: torch.Tensor, margin: float) -> torch.Tensor | None:
+    """Batch-hard triplet loss on features ``z`` (S, D) with labels ``y`` (S,); None if no triplet."""
+    d = torch.cdist(z, z).pow(2)
+    same = y[:, None] == y[None, :]
+    eye = torch.eye(len(y), dtype=torch.bool)
+    pos_mask, neg_mask = same & ~eye, ~same
+    valid = pos_mask.any(1) & neg_mask.any(1)
+    if not valid.any():
+        return None
+    hardest_pos = d.masked_fill(~pos_mask, float("-inf")).amax(1)
+    hardest_neg = d.masked_fill(~neg_mask, float("inf")).amin(1)
+    return torch.relu(hardest_pos - hardest_neg + margin)[valid].mean()
+
+
+def loo_similarity(
+    z: torch.Tensor, y: torch.Tensor, n_way: int, distance: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Similarities (n, C) of support examples to prototypes built without them, and their labels.
+
+    Only examples whose class has at least two examples are returned.
+    """
+    counts = torch.bincount(y, minlength=n_way)
+    keep = counts[y] >= 2
+    protos = class_means(z, y, n_way)
+    sims = similarity(z[keep], protos, distance)
+    yk, zk = y[keep], z[keep]
+    n = counts[yk].to(z.dtype)[:, None]
+    own = (protos[yk] * n - zk) / (n - 1)
+    sims[torch.arange(len(yk)), yk] = paired_similarity(zk, own, distance)
+    return sims, yk
+
+
+def fit_scale(sims: torch.Tensor, y: torch.Tensor, n_way: int, default: float) -> float:
+    """The scale on a log grid around ``default`` minimising class-balanced NLL of ``sims``."""
+    scales = default * SCALE_GRID
+    logits = scales[:, None, None] * sims.double()[None]
+    nll = -torch.log_softmax(logits, 2)[:, torch.arange(len(y)), y]
+    w = balanced_weights(y, n_way).double()
+    return float(scales[(nll * w).mean(1).argmin()])
+
+
+@register_adapter
+class MetricAdapter(Adapter):
+    """Prototype classifier with a leave-one-out temperature (see the module docstring)."""
+
+    name = "metric"
+    family = "metric"
+
+    def __init__(
+        self,
+        *,
+        state: dict[str, torch.Tensor] | None = None,
+        distance: str = "cosine",
+        temperature: float | None = None,
+        calibrate: bool = True,
+        triplet: bool = False,
+        margin: float = 0.2,
+        triplet_steps: int = 50,
+        triplet_lr: float = 1e-3,
+        **options: Any,
+    ) -> None:
+        super().__init__(state=state, **options)
+        if distance not in ("cosine", "euclidean"):
+            raise UsageError(f"Unknown distance '{distance}': use 'cosine' or 'euclidean'.")
+        if temperature is not None and temperature <= 0:
+            raise UsageError("The temperature must be positive.")
+        self.distance = distance
+        self.fixed_temperature = temperature
+        self.calibrate = calibrate
+        self.triplet, self.margin = triplet, margin
+        self.triplet_steps, self.triplet_lr = triplet_steps, triplet_lr
+        self.delta: torch.Tensor | None = None  # (D, D) residual projection after triplet fine-tune
+        self.triplet_losses: list[float] = []  # per fine-tune step, for inspection
+        self.scale = DEFAULT_COSINE_SCALE
+        self._protos = torch.empty(0, 0)
+
+    @property
+    def temperature(self) -> float:
+        return 1.0 / self.scale
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        z = l2_normalize(x) if self.distance == "cosine" else x
+        if self.delta is not None:
+            z = z + z @ self.delta
+            z = l2_normalize(z) if self.distance == "cosine" else z
+        return z
+
+    def _default_scale(self, z: torch.Tensor) -> float:
+        if self._state and "log_scale" in self._state:
+            return float(self._state["log_scale"].exp())
+        if self.distance == "cosine":
+            return DEFAULT_COSINE_SCALE
+        spread = float((z - z.mean(0)).pow(2).sum(1).mean())
+        return DEFAULT_EUCLIDEAN_SCALE / spread if spread > 0 else DEFAULT_EUCLIDEAN_SCALE
+
+    def _refit(self) -> None:
+        y, n_way = self.targets, len(self._classes)
+        self.delta = None
+        if self.triplet:
+            self._fine_tune(y)
+        z = self._features(self._x)
+        self._protos = class_means(z, y, n_way)
+        self.scale = self._default_scale(z)
+        if self.fixed_temperature is not None:
+            self.scale = 1.0 / self.fixed_temperature
+        elif self.calibrate and n_way >= 2:
+            sims, yk = loo_similarity(z, y, n_way, self.distance)
+            if len(yk):
+                self.scale = fit_scale(sims, yk, n_way, self.scale)
+
+    def _fine_tune(self, y: torch.Tensor) -> None:
+        """Train the residual projection Δ on the support set with the triplet loss."""
+        self.triplet_losses = []
+        x = l2_normalize(self._x) if self.distance == "cosine" else self._x
+        margin = self.margin
+        if self.distance == "euclidean":
+            margin *= float((x - x.mean(0)).pow(2).sum(1).mean()) or 1.0
+        delta = torch.zeros(x.shape[1], x.shape[1], requires_grad=True)
+        opt = torch.optim.Adam([delta], lr=self.triplet_lr)
+        with torch.enable_grad():
+            for _ in range(self.triplet_steps):
+                z = x + x @ delta
+                z = l2_normalize(z) if self.distance == "cosine" else z
+                loss = triplet_loss(z, y, margin)
+                if loss is None:
+                    return
+                self.triplet_losses.append(float(loss))
+                if float(loss) == 0.0:
+                    break
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        self.delta = delta.detach()
+
+    def _logits(self, queries: torch.Tensor) -> torch.Tensor:
+        return self.scale * similarity(self._features(queries), self._protos, self.distance)
+
+    def state_dict(self) -> dict[str, Any]:
+        out = super().state_dict()
+        out.update(scale=self.scale, delta=self.delta, protos=self._protos.clone())
+        return out
+
+    def load_state(self, state: dict[str, Any]) -> MetricAdapter:
+        super().load_state(state)
+        self.scale, self.delta, self._protos = state["scale"], state["delta"], state["protos"]
+        return self
+
+
+class PrototypeLearner(nn.Module):
+    """Differentiable prototype classifier for meta-training, with a learnable log-scale.
+
+    Saved as the adapter state: ``{"log_scale": tensor ()}`` (used as the default scale).
+    """
+
+    def __init__(self, distance: str = "euclidean", scale: float | None = None) -> None:
+        super().__init__()
+        self.distance = distance
+        if scale is None:
+            scale = DEFAULT_COSINE_SCALE if distance == "cosine" else 1.0
+        self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
+
+    def forward(
+        self, support: torch.Tensor, support_y: torch.Tensor, query: torch.Tensor, n_way: int
+    ) -> torch.Tensor:
+        """``support`` (S, D), ``support_y`` (S,) long, ``query`` (Q, D) → logits (Q, n_way)."""
+        if self.distance == "cosine":
+            support = l2_normalize(support)
+        protos = class_means(support, support_y, n_way)
+        return self.log_scale.exp() * similarity(query, protos, self.distance)

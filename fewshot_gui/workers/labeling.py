@@ -1,0 +1,306 @@
+"""The labeling worker: one QThread, one QObject, the ONLY owner of the labeling session (and model).
+
+The GUI thread talks to it with queued signals (see :class:`LabelingController`); the worker resumes
+the session's generators one step per event-loop turn, so a cancel or a new command queued by the
+GUI is seen between two batches. A new job closes the old job's generator first. Torch is imported
+only here, inside the worker thread, the first time a session is created.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+SessionFactory = Callable[[dict], Any]
+
+FALLBACK_METHODS = ["metric", "memory", "anil", "maml"]
+"""Shown before the worker has reported the registry's adapter names (keeps the UI torch-free)."""
+
+
+def default_session_factory(settings: dict) -> Any:
+    """Build a real :class:`LabelingSession` (imports torch; called in the worker thread)."""
+    from fewshot_gui.session import LabelingSession
+
+    return LabelingSession(
+        encoder=settings.get("encoder") or None,
+        method=settings.get("method") or "metric",
+        device=settings.get("device") or "auto",
+        cache_dir=settings.get("cache_dir"),
+        unknown_threshold=settings.get("unknown_threshold"),
+        adapter_options=settings.get("adapter_options"),
+    )
+
+
+def available_choices() -> tuple[list[str], list[str]]:
+    """Adapter names and encoder names from the registries (imports the engine; worker thread)."""
+    methods, encoders = list(FALLBACK_METHODS), []
+    try:
+        from fewshot_gui.adapters.registry import adapter_names
+
+        methods = list(adapter_names())
+    except Exception:  # registry not importable: keep the fallback list
+        pass
+    try:
+        from fewshot_gui.encoders.registry import list_encoders
+
+        encoders = [spec.name for spec in list_encoders()]
+    except Exception:
+        pass
+    if "auto" in methods:
+        methods.remove("auto")
+        methods.insert(0, "auto")
+    return methods, encoders
+
+
+def _is_plain(error: BaseException) -> bool:
+    from fewshot_gui.core.errors import FewShotError
+
+    return isinstance(error, (FewShotError, OSError))
+
+
+def _message(error: BaseException) -> str:
+    from fewshot_gui.core.errors import FewShotError
+
+    if isinstance(error, FewShotError):
+        return str(error)
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+    return f"unexpected error: {type(error).__name__}: {error}"
+
+
+class LabelingWorker(QObject):
+    """Lives in the worker thread. Slots are invoked through queued connections only."""
+
+    progress = Signal(object)  # Progress
+    predictions = Signal(object)  # Predictions (partial: one batch; or full after a correction)
+    failures = Signal(list)  # list[FileFailure]
+    embeddings = Signal(list, object)  # paths, (N, D) float32
+    error = Signal(str)  # a plain message for the user
+    deviceReady = Signal(str)
+    choicesReady = Signal(list, list)  # method names, encoder names
+    jobStarted = Signal(int, str)
+    jobFinished = Signal(int, str)  # job id, "done" | "cancelled" | "failed"
+    _stepRequested = Signal()
+
+    def __init__(self, factory: SessionFactory | None = None) -> None:
+        super().__init__()
+        self._factory = factory or default_session_factory
+        self._session: Any = None
+        self._session_key: tuple | None = None
+        self._job: Iterator[Any] | None = None
+        self._job_id = 0
+        self._job_name = ""
+        self.abort = threading.Event()  # set from the GUI thread: checked between yields
+        self._stepRequested.connect(self._step, Qt.ConnectionType.QueuedConnection)
+
+    # ------------------------------------------------------------------ session
+    def _ensure_session(self, settings: dict) -> Any:
+        key = tuple(sorted((k, repr(v)) for k, v in settings.items() if k != "folder"))
+        if self._session is None or key != self._session_key:
+            self._close_session()
+            self._session = self._factory(settings)
+            self._session_key = key
+            self.deviceReady.emit(str(self._session.device_name))
+        return self._session
+
+    def _close_session(self) -> None:
+        if self._session is not None and hasattr(self._session, "close"):
+            try:
+                self._session.close()
+            except Exception:
+                pass
+        self._session = None
+
+    # ------------------------------------------------------------------ jobs
+    def _begin(self, job_id: int, name: str, job: Iterator[Any]) -> None:
+        self._end("cancelled")
+        self.abort.clear()
+        self._job, self._job_id, self._job_name = job, job_id, name
+        self.jobStarted.emit(job_id, name)
+        self._stepRequested.emit()
+
+    def _end(self, status: str) -> None:
+        job, self._job = self._job, None
+        if job is None:
+            return
+        try:
+            job.close()
+        except Exception:
+            pass
+        self.jobFinished.emit(self._job_id, status)
+
+    @Slot()
+    def _step(self) -> None:
+        """Resume the current job by one item and schedule the next step."""
+        if self._job is None:
+            return
+        if self.abort.is_set():
+            self._end("cancelled")
+            return
+        try:
+            item = next(self._job)
+        except StopIteration:
+            self._end("done")
+            return
+        except Exception as error:  # the engine's plain message, or an unexpected one
+            if not _is_plain(error):
+                traceback.print_exc()
+            self.error.emit(_message(error))
+            self._end("failed")
+            return
+        self._emit_item(item)
+        self._stepRequested.emit()
+
+    def _emit_item(self, item: Any) -> None:
+        if item is None:
+            return
+        if hasattr(item, "done") and hasattr(item, "total"):
+            self.progress.emit(item)
+        elif hasattr(item, "predictions") and hasattr(item, "failures"):
+            self.predictions.emit(item.predictions)
+            if item.failures:
+                self.failures.emit(list(item.failures))
+        elif hasattr(item, "paths") and hasattr(item, "probabilities"):
+            self.predictions.emit(item)
+
+    def _run_job(self, settings: dict, support: Mapping[str, Sequence[str]],
+                 folder: str | None) -> Iterator[Any]:
+        session = self._ensure_session(settings)
+        yield from session.set_support({k: list(v) for k, v in support.items()})
+        failures = getattr(session, "failures", None)
+        if failures:
+            self.failures.emit(list(failures.values()))
+        if folder:
+            yield from session.label(folder)
+        else:
+            yield session.predictions()
+        self._emit_embeddings()
+
+    def _emit_embeddings(self) -> None:
+        if self._session is None:
+            return
+        paths, vectors = self._session.embeddings()
+        if len(paths):
+            self.embeddings.emit(list(paths), vectors)
+
+    # ------------------------------------------------------------------ slots (queued)
+    @Slot()
+    def reportChoices(self) -> None:
+        methods, encoders = available_choices()
+        self.choicesReady.emit(methods, encoders)
+
+    @Slot(int, dict, dict, str)
+    def start(self, job_id: int, settings: dict, support: dict, folder: str) -> None:
+        """Fit the support set, then label ``folder`` (empty: just re-predict)."""
+        self._begin(job_id, "label", self._run_job(settings, support, folder or None))
+
+    @Slot(int, dict, dict)
+    def refit(self, job_id: int, settings: dict, support: dict) -> None:
+        """Re-fit the support set (after a rename or class deletion); predictions follow."""
+        if self._session is None:
+            return
+        self._begin(job_id, "refit", self._run_job(settings, support, None))
+
+    @Slot(list)
+    def applyLabels(self, changes: list) -> None:
+        """``[(path, label or None)]``: add as example of label (None: remove); re-label once."""
+        if self._session is None or not getattr(self._session, "classes", None):
+            return
+        result = None
+        for path, label in changes:
+            try:
+                if label is None:
+                    result = self._session.remove_example(path)
+                else:
+                    result = self._session.add_example(path, label)
+            except Exception as error:
+                self.error.emit(_message(error))
+        if result is not None:
+            self.predictions.emit(result)
+
+    @Slot()
+    def requestEmbeddings(self) -> None:
+        self._emit_embeddings()
+
+    @Slot()
+    def cancel(self) -> None:
+        self._end("cancelled")
+
+    @Slot()
+    def shutdown(self) -> None:
+        self._end("cancelled")
+        self._close_session()
+
+
+class LabelingController(QObject):
+    """GUI-thread handle: owns the worker thread and forwards commands as queued signals."""
+
+    _start = Signal(int, dict, dict, str)
+    _refit = Signal(int, dict, dict)
+    _apply = Signal(list)
+    _cancel = Signal()
+    _embeddings = Signal()
+    _choices = Signal()
+    _shutdown = Signal()
+
+    def __init__(self, factory: SessionFactory | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.thread = QThread()
+        self.thread.setObjectName("labeling-worker")
+        self.worker = LabelingWorker(factory)
+        self.worker.moveToThread(self.thread)
+        queued = Qt.ConnectionType.QueuedConnection
+        self._start.connect(self.worker.start, queued)
+        self._refit.connect(self.worker.refit, queued)
+        self._apply.connect(self.worker.applyLabels, queued)
+        self._cancel.connect(self.worker.cancel, queued)
+        self._embeddings.connect(self.worker.requestEmbeddings, queued)
+        self._choices.connect(self.worker.reportChoices, queued)
+        self._shutdown.connect(self.worker.shutdown, queued)
+        self._next_id = 0
+        self.thread.start()
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def start(self, settings: dict, support: Mapping[str, Sequence[str]], folder: str) -> int:
+        """Cancel any running job and start fitting + labeling; returns the job id."""
+        self.worker.abort.set()  # seen between two yields of the old job
+        job_id = self._new_id()
+        self._start.emit(job_id, dict(settings), {k: list(v) for k, v in support.items()},
+                         folder or "")
+        return job_id
+
+    def refit(self, settings: dict, support: Mapping[str, Sequence[str]]) -> int:
+        self.worker.abort.set()
+        job_id = self._new_id()
+        self._refit.emit(job_id, dict(settings), {k: list(v) for k, v in support.items()})
+        return job_id
+
+    def apply_labels(self, changes: Sequence[tuple[str, str | None]]) -> None:
+        self._apply.emit([(str(p), lab) for p, lab in changes])
+
+    def cancel(self) -> None:
+        self.worker.abort.set()
+        self._cancel.emit()
+
+    def request_embeddings(self) -> None:
+        self._embeddings.emit()
+
+    def request_choices(self) -> None:
+        self._choices.emit()
+
+    def stop(self, timeout_ms: int = 5000) -> None:
+        """Cancel, release the session and end the thread (call before the app quits)."""
+        if not self.thread.isRunning():
+            return
+        self.worker.abort.set()
+        self._shutdown.emit()
+        self.thread.quit()
+        self.thread.wait(timeout_ms)
