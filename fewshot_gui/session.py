@@ -129,14 +129,10 @@ class LabelingSession:
 
     @property
     def encoder_id(self) -> str:
-        """Identity of the encoder's weights for the embedding cache."""
+        """Identity of the encoder's weights and preprocessing, for the embedding cache."""
         self.load()
         spec = self._loaded.spec
-        ident = f"{spec.name}|{spec.weights_source}|{spec.preprocessing.to_dict()}"
-        if spec.checkpoint_path:
-            stat = Path(spec.checkpoint_path).stat()
-            ident += f"|{Path(spec.checkpoint_path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-        return ident
+        return f"{spec.cache_id}|{spec.preprocessing.to_dict()}"
 
     @property
     def device_name(self) -> str:

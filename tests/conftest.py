@@ -142,8 +142,15 @@ def build_bad_folder(root: str | os.PathLike[str], undecodable_name: bool = Fals
     bad.valid.append(str(root / "animated.gif"))
     valid("UPPER CASE.JPEG")
     valid("png_named.jpg", fmt="PNG")
-    for name in ("café ünïcode.png", "日本語の写真.jpg", "emoji 🌸.webp", "with space #hash.png",
-                 "comma, 'quote' \"dq\".bmp", "-leading-dash.tif", "percent %20 semi;colon.gif"):
+    for name in (
+        "café ünïcode.png",
+        "日本語の写真.jpg",
+        "emoji 🌸.webp",
+        "with space #hash.png",
+        "comma, 'quote' \"dq\".bmp",
+        "-leading-dash.tif",
+        "percent %20 semi;colon.gif",
+    ):
         valid(f"odd names/{name}")
     valid("deep/er/and/deeper.png")
 
@@ -162,8 +169,10 @@ def build_bad_folder(root: str | os.PathLike[str], undecodable_name: bool = Fals
     make_image(root / ".hidden folder" / "inside.png")
     (root / "notes.txt").write_text("not an image")
     (root / "image.jpg.bak").write_bytes(good_jpeg)
-    bad.ignored += [str(root / p) for p in (".hidden.jpg", ".hidden folder/inside.png",
-                                            "notes.txt", "image.jpg.bak")]
+    bad.ignored += [
+        str(root / p)
+        for p in (".hidden.jpg", ".hidden folder/inside.png", "notes.txt", "image.jpg.bak")
+    ]
     os.symlink(root, root / "deep" / "loop to root")  # a symlink loop
     os.symlink(".", root / "modes" / "self loop")
     bad.ignored += [str(root / "deep" / "loop to root"), str(root / "modes" / "self loop")]
@@ -182,7 +191,7 @@ def _image_folder(root: Path) -> Path:
 
 
 @pytest.fixture(name="make_image")
-def make_image_fixture():  # noqa: ANN201
+def make_image_fixture():
     return make_image
 
 

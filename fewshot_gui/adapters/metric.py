@@ -10,10 +10,13 @@ negative log-likelihood on a log-spaced grid is kept. Examples of 1-shot classes
 out and are skipped; with no class of two or more examples the default scale is used (the
 meta-learned one from ``state["log_scale"]`` when a checkpoint gives it).
 
-``triplet=True`` first fine-tunes a residual linear projection ``f(x) = x + x @ Δ`` (``Δ`` starts at
-zero, so it starts as the identity) on the support set with the batch-hard triplet loss
+``triplet=True`` first fine-tunes a residual low-rank projection ``f(x) = x + (x @ A) @ B.T``
+(``A`` (D, r) starts at zero, so ``f`` starts as the identity; ``B`` (D, r) is a fixed-seed random
+start) on the support set with the batch-hard triplet loss
 ``max(0, d(a, p) - d(a, n) + margin)`` (Hermans et al. 2017), for anchors that have a positive and a
-negative; it is skipped when no class has two examples.
+negative; it is skipped when no class has two examples. Low rank keeps prediction one matrix
+product: ``queries @ [prototypes | A | B]`` gives every dot product and norm needed (see
+:func:`projected_dots`).
 
 :class:`PrototypeLearner` is the differentiable version (learnable log-scale) used by meta-training
 (ProtoNet): ``forward(support (S, D), support_y (S,), query (Q, D), n_way) -> logits (Q, n_way)``.
@@ -34,6 +37,7 @@ from fewshot_gui.core.errors import UsageError
 DEFAULT_COSINE_SCALE = 10.0
 DEFAULT_EUCLIDEAN_SCALE = 5.0  # in units of the support set's mean squared spread
 SCALE_GRID = 2.0 ** (torch.arange(-24, 25, dtype=torch.float64) / 4)  # default / 64 … default * 64
+PRIOR_SIGMA = 0.5  # of log(scale / default)
 
 
 def similarity(queries: torch.Tensor, protos: torch.Tensor, distance: str) -> torch.Tensor:
@@ -42,6 +46,21 @@ def similarity(queries: torch.Tensor, protos: torch.Tensor, distance: str) -> to
         return l2_normalize(queries) @ l2_normalize(protos).T
     sq = (queries * queries).sum(1, keepdim=True) - 2 * queries @ protos.T
     return -(sq + (protos * protos).sum(1)[None]).clamp_min(0)
+
+
+def projected_dots(
+    q: torch.Tensor, protos: torch.Tensor, proj: tuple[torch.Tensor, torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ``z = q + (q @ A) @ B.T``: ``z @ protos.T`` (Q, C) and ``|z|²`` (Q,), in one product."""
+    if proj is None:
+        return q @ protos.T, torch.linalg.vector_norm(q, dim=1).square()
+    a, b = proj
+    c, r = len(protos), a.shape[1]
+    out = q @ torch.cat([protos.T, a, b], 1)
+    dots, qa, qb = out[:, :c], out[:, c : c + r], out[:, c + r :]
+    dots = dots + qa @ (b.T @ protos.T)
+    sq = torch.linalg.vector_norm(q, dim=1).square() + 2 * (qa * qb).sum(1)
+    return dots, sq + ((qa @ (b.T @ b)) * qa).sum(1)
 
 
 def paired_similarity(a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Tensor:
@@ -84,12 +103,17 @@ def loo_similarity(
 
 
 def fit_scale(sims: torch.Tensor, y: torch.Tensor, n_way: int, default: float) -> float:
-    """The scale on a log grid around ``default`` minimising class-balanced NLL of ``sims``."""
+    """The scale on a log grid around ``default`` minimising class-balanced NLL of ``sims``.
+
+    A log-normal prior (σ = ``PRIOR_SIGMA``) around ``default`` keeps a few separable examples from
+    pushing the scale to the end of the grid; with many examples the data dominates.
+    """
     scales = default * SCALE_GRID
     logits = scales[:, None, None] * sims.double()[None]
     nll = -torch.log_softmax(logits, 2)[:, torch.arange(len(y)), y]
     w = balanced_weights(y, n_way).double()
-    return float(scales[(nll * w).mean(1).argmin()])
+    prior = SCALE_GRID.log().square() / (2 * PRIOR_SIGMA**2)
+    return float(scales[((nll * w).sum(1) + prior).argmin()])
 
 
 @register_adapter
@@ -109,7 +133,8 @@ class MetricAdapter(Adapter):
         triplet: bool = False,
         margin: float = 0.2,
         triplet_steps: int = 50,
-        triplet_lr: float = 1e-3,
+        triplet_lr: float = 1e-2,
+        rank: int = 16,
         **options: Any,
     ) -> None:
         super().__init__(state=state, **options)
@@ -122,7 +147,8 @@ class MetricAdapter(Adapter):
         self.calibrate = calibrate
         self.triplet, self.margin = triplet, margin
         self.triplet_steps, self.triplet_lr = triplet_steps, triplet_lr
-        self.delta: torch.Tensor | None = None  # (D, D) residual projection after triplet fine-tune
+        self.rank = rank
+        self.proj: tuple[torch.Tensor, torch.Tensor] | None = None  # (A, B) after triplet fine-tune
         self.triplet_losses: list[float] = []  # per fine-tune step, for inspection
         self.scale = DEFAULT_COSINE_SCALE
         self._protos = torch.empty(0, 0)
@@ -133,8 +159,9 @@ class MetricAdapter(Adapter):
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         z = l2_normalize(x) if self.distance == "cosine" else x
-        if self.delta is not None:
-            z = z + z @ self.delta
+        if self.proj is not None:
+            a, b = self.proj
+            z = z + (z @ a) @ b.T
             z = l2_normalize(z) if self.distance == "cosine" else z
         return z
 
@@ -148,7 +175,7 @@ class MetricAdapter(Adapter):
 
     def _refit(self) -> None:
         y, n_way = self.targets, len(self._classes)
-        self.delta = None
+        self.proj = None
         if self.triplet:
             self._fine_tune(y)
         z = self._features(self._x)
@@ -162,41 +189,63 @@ class MetricAdapter(Adapter):
                 self.scale = fit_scale(sims, yk, n_way, self.scale)
 
     def _fine_tune(self, y: torch.Tensor) -> None:
-        """Train the residual projection Δ on the support set with the triplet loss."""
+        """Train the residual projection (A, B) on the support set with the triplet loss."""
         self.triplet_losses = []
         x = l2_normalize(self._x) if self.distance == "cosine" else self._x
         margin = self.margin
         if self.distance == "euclidean":
             margin *= float((x - x.mean(0)).pow(2).sum(1).mean()) or 1.0
-        delta = torch.zeros(x.shape[1], x.shape[1], requires_grad=True)
-        opt = torch.optim.Adam([delta], lr=self.triplet_lr)
+        gen = torch.Generator().manual_seed(0)
+        a = torch.zeros(x.shape[1], self.rank, requires_grad=True)
+        b = (
+            torch.randn(x.shape[1], self.rank, generator=gen)
+            .div(x.shape[1] ** 0.5)
+            .requires_grad_()
+        )
+        moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in (a, b)]
         with torch.enable_grad():
-            for _ in range(self.triplet_steps):
-                z = x + x @ delta
+            for step in range(1, self.triplet_steps + 1):
+                z = x + (x @ a) @ b.T
                 z = l2_normalize(z) if self.distance == "cosine" else z
                 loss = triplet_loss(z, y, margin)
                 if loss is None:
                     return
-                self.triplet_losses.append(float(loss))
-                if float(loss) == 0.0:
+                self.triplet_losses.append(loss.item())
+                if loss.item() == 0.0:
                     break
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        self.delta = delta.detach()
+                grads = torch.autograd.grad(loss, (a, b))
+                with torch.no_grad():
+                    for p, g, (m, v) in zip((a, b), grads, moments, strict=True):
+                        _adam_update(p, g, m, v, step, self.triplet_lr)
+        self.proj = (a.detach(), b.detach())
 
     def _logits(self, queries: torch.Tensor) -> torch.Tensor:
-        return self.scale * similarity(self._features(queries), self._protos, self.distance)
+        if self.distance == "cosine":
+            dots, sq = projected_dots(queries, l2_normalize(self._protos), self.proj)
+            return self.scale * dots / sq.sqrt().clamp_min(1e-12)[:, None]
+        dots, sq = projected_dots(queries, self._protos, self.proj)
+        sqd = sq[:, None] - 2 * dots + self._protos.pow(2).sum(1)[None]
+        return -self.scale * sqd.clamp_min(0)
 
     def state_dict(self) -> dict[str, Any]:
         out = super().state_dict()
-        out.update(scale=self.scale, delta=self.delta, protos=self._protos.clone())
+        out.update(scale=self.scale, proj=self.proj, protos=self._protos.clone())
         return out
 
     def load_state(self, state: dict[str, Any]) -> MetricAdapter:
         super().load_state(state)
-        self.scale, self.delta, self._protos = state["scale"], state["delta"], state["protos"]
+        self.scale, self.proj, self._protos = state["scale"], state["proj"], state["protos"]
         return self
+
+
+def _adam_update(
+    p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: int, lr: float
+) -> None:
+    """One in-place Adam step (β = 0.9, 0.999); avoids torch.optim's slow first import."""
+    m.mul_(0.9).add_(g, alpha=0.1)
+    v.mul_(0.999).addcmul_(g, g, value=0.001)
+    m_hat, v_hat = m / (1 - 0.9**step), v / (1 - 0.999**step)
+    p.sub_(lr * m_hat / (v_hat.sqrt() + 1e-8))
 
 
 class PrototypeLearner(nn.Module):

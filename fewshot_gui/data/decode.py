@@ -23,21 +23,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from fewshot_gui.core.errors import DecodeError
 
 DEFAULT_MAX_PIXELS = 178_956_970
-"""Largest image (width × height) decoded by default; the same as Pillow's default limit."""
+"""Largest image (width × height) decoded by default: where Pillow itself refuses an image
+(twice ``PIL.Image.MAX_IMAGE_PIXELS``). A larger ``max_pixels`` also needs that raised."""
 
 TRUNCATED = "truncated or incomplete image data"
 
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _ORIENTATION_TAG = 0x0112
-_TRUNCATION_HINTS = (
-    "truncated",
-    "broken data stream",
-    "unrecognized data stream",
-    "incomplete",
-    "premature end",
-    "not enough data",
-    "buffer is not large enough",
-)
+CORRUPT = "corrupt image data (the compressed data is damaged)"
+
+_TRUNCATION_HINTS = ("truncated", "incomplete", "premature end", "not enough data")
+_CORRUPTION_HINTS = ("broken data stream", "unrecognized data stream", "decoding error", "overrun")
 
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
@@ -61,6 +57,8 @@ def describe_error(err: BaseException) -> str:
     message = str(err).strip()
     if isinstance(err, EOFError) or any(h in message.lower() for h in _TRUNCATION_HINTS):
         return TRUNCATED
+    if any(h in message.lower() for h in _CORRUPTION_HINTS):
+        return CORRUPT
     if isinstance(err, OSError) and err.strerror:
         return f"cannot read file ({err.strerror})"
     if isinstance(err, (SyntaxError, ValueError, OSError, zlib.error, IndexError, TypeError)):

@@ -25,8 +25,12 @@ from fewshot_gui.data.project import ClassInfo, Project, save_project
 
 DEMO_VERSION = "demo-v1"
 CLASSES = ("circles", "stripes", "checkerboard", "gradient")
-COLORS = {"circles": "#e6550d", "stripes": "#3182bd", "checkerboard": "#31a354",
-          "gradient": "#756bb1"}
+COLORS = {
+    "circles": "#e6550d",
+    "stripes": "#3182bd",
+    "checkerboard": "#31a354",
+    "gradient": "#756bb1",
+}
 SIZE = 128
 
 
@@ -91,17 +95,26 @@ def default_demo_root() -> Path:
     return Path(user_cache_dir("fewshot-gui", appauthor=False)) / DEMO_VERSION
 
 
-def ensure_demo(root: str | os.PathLike[str] | None = None, examples_per_class: int = 3,
-                unlabeled_per_class: int = 15, seed: int = 7) -> DemoSet:
+def ensure_demo(
+    root: str | os.PathLike[str] | None = None,
+    examples_per_class: int = 3,
+    unlabeled_per_class: int = 15,
+    seed: int = 7,
+) -> DemoSet:
     """Draw the demo set under ``root`` (default: the user cache) unless it is already there."""
     base = Path(root) if root is not None else default_demo_root()
     truth_file = base / "truth.json"
-    examples = {c: [str(base / "examples" / c / f"{c}_{i}.png") for i in range(examples_per_class)]
-                for c in CLASSES}
+    examples = {
+        c: [str(base / "examples" / c / f"{c}_{i}.png") for i in range(examples_per_class)]
+        for c in CLASSES
+    }
     unlabeled = base / "unlabeled"
     project = base / "demo.fewshot"
-    if not (truth_file.exists() and project.exists()
-            and all(Path(p).exists() for ps in examples.values() for p in ps)):
+    if not (
+        truth_file.exists()
+        and project.exists()
+        and all(Path(p).exists() for ps in examples.values() for p in ps)
+    ):
         rng = random.Random(seed)
         for name, paths in examples.items():
             Path(paths[0]).parent.mkdir(parents=True, exist_ok=True)

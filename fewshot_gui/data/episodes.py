@@ -283,7 +283,7 @@ class ImageStore:
             return self._images[torch.from_numpy(self._row[image_ids])]
         missing = [int(i) for i in dict.fromkeys(image_ids.tolist()) if int(i) not in self._lru]
         for i, array in zip(missing, self._decode_many(missing), strict=True):
-            self._lru[i] = torch.from_numpy(array)
+            self._lru[i] = torch.from_numpy(array if array.flags.writeable else array.copy())
         out = []
         for i in image_ids.tolist():
             self._lru.move_to_end(i)
@@ -292,9 +292,7 @@ class ImageStore:
             self._lru.popitem(last=False)
         return torch.stack(out)
 
-    def items(
-        self, item_ids: np.ndarray, view: ClassFolderDataset | None = None
-    ) -> torch.Tensor:
+    def items(self, item_ids: np.ndarray, view: ClassFolderDataset | None = None) -> torch.Tensor:
         """``(n,)`` item ids of ``view`` (a subset sharing our paths; default: our dataset) →
         ``(n, C, H, W)`` uint8, each rotated by its item's rotation."""
         view = view or self.dataset

@@ -12,6 +12,7 @@ No Qt here.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import hashlib
@@ -88,10 +89,8 @@ def _copy_exclusive(src: Path, dst: Path) -> None:
     """Copy bytes and metadata; fails (FileExistsError) rather than overwrite ``dst``."""
     with open(src, "rb") as fin, open(dst, "xb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
-    try:
+    with contextlib.suppress(OSError):
         shutil.copystat(src, dst)
-    except OSError:
-        pass
 
 
 def _verified_copy(src: Path, dst: Path) -> None:
@@ -252,10 +251,8 @@ def undo_export(journal_path: str | os.PathLike[str]) -> UndoResult:
         result.undone.append((src, dst))
         folders.add(Path(dst).parent)
     for folder in folders:
-        try:
+        with contextlib.suppress(OSError):
             folder.rmdir()  # only if empty
-        except OSError:
-            pass
     return result
 
 
@@ -266,8 +263,12 @@ def write_labels(rows: Sequence[LabelRow], path: str | os.PathLike[str]) -> Path
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix.lower() == ".json":
         data = [
-            {"path": r.path, "label": r.label, "confidence": round(float(r.confidence), 6),
-             "source": r.source}
+            {
+                "path": r.path,
+                "label": r.label,
+                "confidence": round(float(r.confidence), 6),
+                "source": r.source,
+            }
             for r in rows
         ]
         tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -77,8 +77,9 @@ def _stack(
     shape = (len(good), preprocessing.channels, preprocessing.crop, preprocessing.crop)
     pin = pin_memory and torch.cuda.is_available()  # pinning needs a CUDA runtime
     images = torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
+    rows = images.numpy()  # shares memory with `images`; copies without a torch warning
     for row, (_, array) in enumerate(good):
-        images[row] = torch.from_numpy(array)
+        rows[row] = array
     return Batch([i for i, _ in good], images, failures)
 
 

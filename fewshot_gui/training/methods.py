@@ -103,7 +103,9 @@ def adapt_head(
             weight, bias = weight.detach().requires_grad_(), bias.detach().requires_grad_()
         for _ in range(steps):
             loss = F.cross_entropy(support @ weight.T + bias, support_y)
-            gw, gb = torch.autograd.grad(loss, (weight, bias), create_graph=not first_order)
+            gw, gb = torch.autograd.grad(
+                loss, (weight, bias), create_graph=not first_order, retain_graph=True
+            )  # retained: the outer loss still needs the path from the prototypes
             if isinstance(lr, HeadRates):
                 weight, bias = weight - lr.weight_lr * gw, bias - lr.bias_lr * gb
             else:
@@ -146,9 +148,10 @@ class EpisodeModel(nn.Module):
         """The method on embeddings: ``(S,D)``, ``(S,)``, ``(Q,D)`` → ``(Q, way)`` logits."""
         if self.method == "metric":
             return squared_distance_logits(query, class_means(support, support_y, way))
-        if self.method == "memory":
-            assert self.learner is not None
-            return self.learner(support, support_y, query, way)
+        if self.method == "memory" or not isinstance(self.learner, HeadRates | None):
+            assert self.learner is not None  # the adapter's own learner
+            with torch.enable_grad():  # inner loops need gradients, in validation too
+                return self.learner(support, support_y, query, way)
         lr = self.learner if self.method == "metasgd" else self.inner_lr
         first_order = self.method == "fomaml"
         weight, bias = adapt_head(support, support_y, way, self.inner_steps, lr, first_order)
@@ -168,7 +171,9 @@ class EpisodeModel(nn.Module):
     ) -> torch.Tensor:
         """MAML over every encoder parameter plus the prototype head (fast weights as a dict)."""
         first_order = self.method == "fomaml"
-        params = {n: p for n, p in self.encoder.named_parameters() if p.requires_grad}
+        params = {n: p for n, p in self.encoder.named_parameters() if p.requires_grad} or {
+            n: p.detach().requires_grad_() for n, p in self.encoder.named_parameters()
+        }  # a frozen encoder (evaluation): adapt a copy of every parameter
         with torch.enable_grad():
             weight, bias = prototype_head(self.encoder(support_x).float(), support_y, way)
             if not weight.requires_grad:
@@ -178,7 +183,10 @@ class EpisodeModel(nn.Module):
                 emb = functional_call(self.encoder, params, (support_x,)).float()
                 loss = F.cross_entropy(emb @ weight.T + bias, support_y)
                 grads = torch.autograd.grad(
-                    loss, [*params.values(), weight, bias], create_graph=not first_order
+                    loss,
+                    [*params.values(), weight, bias],
+                    create_graph=not first_order,
+                    retain_graph=True,  # first order: the prototype head's graph is still needed
                 )
                 params = {
                     n: p - self.inner_lr * g
@@ -193,8 +201,7 @@ class EpisodeModel(nn.Module):
         """What the labeling-time adapter needs from meta-training (CPU float32 tensors)."""
         state: dict[str, torch.Tensor] = {}
         if self.learner is not None:
-            state.update({k: v.detach().float().cpu() for k, v in self.learner.state_dict().items()})
-        if self.method in OPTIMIZATION:
-            state.setdefault("inner_lr", torch.tensor(float(self.inner_lr)))
-            state.setdefault("inner_steps", torch.tensor(int(self.inner_steps)))
+            state.update(
+                {k: v.detach().float().cpu() for k, v in self.learner.state_dict().items()}
+            )
         return state

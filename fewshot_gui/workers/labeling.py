@@ -8,6 +8,7 @@ only here, inside the worker thread, the first time a session is created.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -109,10 +110,8 @@ class LabelingWorker(QObject):
 
     def _close_session(self) -> None:
         if self._session is not None and hasattr(self._session, "close"):
-            try:
+            with contextlib.suppress(Exception):
                 self._session.close()
-            except Exception:
-                pass
         self._session = None
 
     # ------------------------------------------------------------------ jobs
@@ -127,10 +126,8 @@ class LabelingWorker(QObject):
         job, self._job = self._job, None
         if job is None:
             return
-        try:
+        with contextlib.suppress(Exception):
             job.close()
-        except Exception:
-            pass
         self.jobFinished.emit(self._job_id, status)
 
     @Slot()
@@ -167,8 +164,9 @@ class LabelingWorker(QObject):
         elif hasattr(item, "paths") and hasattr(item, "probabilities"):
             self.predictions.emit(item)
 
-    def _run_job(self, settings: dict, support: Mapping[str, Sequence[str]],
-                 folder: str | None) -> Iterator[Any]:
+    def _run_job(
+        self, settings: dict, support: Mapping[str, Sequence[str]], folder: str | None
+    ) -> Iterator[Any]:
         session = self._ensure_session(settings)
         yield from session.set_support({k: list(v) for k, v in support.items()})
         failures = getattr(session, "failures", None)
@@ -247,8 +245,9 @@ class LabelingController(QObject):
     _choices = Signal()
     _shutdown = Signal()
 
-    def __init__(self, factory: SessionFactory | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, factory: SessionFactory | None = None, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.thread = QThread()
         self.thread.setObjectName("labeling-worker")
@@ -273,8 +272,9 @@ class LabelingController(QObject):
         """Cancel any running job and start fitting + labeling; returns the job id."""
         self.worker.abort.set()  # seen between two yields of the old job
         job_id = self._new_id()
-        self._start.emit(job_id, dict(settings), {k: list(v) for k, v in support.items()},
-                         folder or "")
+        self._start.emit(
+            job_id, dict(settings), {k: list(v) for k, v in support.items()}, folder or ""
+        )
         return job_id
 
     def refit(self, settings: dict, support: Mapping[str, Sequence[str]]) -> int:

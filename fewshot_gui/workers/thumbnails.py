@@ -33,7 +33,7 @@ def cache_key(path: str, size: int) -> str | None:
     return hashlib.sha1(ident.encode("utf-8", "surrogatepass")).hexdigest() + ".jpg"
 
 
-def _to_qimage(pil_image) -> QImage:  # noqa: ANN001 - PIL image
+def _to_qimage(pil_image) -> QImage:
     rgb = pil_image.convert("RGB")
     data = rgb.tobytes("raw", "RGB")
     image = QImage(data, rgb.width, rgb.height, rgb.width * 3, QImage.Format.Format_RGB888)
@@ -91,13 +91,20 @@ class ThumbnailLoader(QObject):
     ready = Signal(str, QImage)
     failed = Signal(str, str)
 
-    def __init__(self, size: int = 128, capacity: int = 2000, cache_dir: Path | None | str = "auto",
-                 threads: int | None = None, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        size: int = 128,
+        capacity: int = 2000,
+        cache_dir: Path | str | None = "auto",
+        threads: int | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.size = size
         self.capacity = capacity
-        self.cache_dir = default_cache_dir() if cache_dir == "auto" else (
-            Path(cache_dir) if cache_dir else None)
+        self.cache_dir = (
+            default_cache_dir() if cache_dir == "auto" else (Path(cache_dir) if cache_dir else None)
+        )
         self._memory: OrderedDict[str, QImage] = OrderedDict()
         self._pending: set[str] = set()
         self._bad: dict[str, str] = {}

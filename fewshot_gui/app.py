@@ -1,0 +1,525 @@
+"""The composition root: builds the window, the worker and the helpers, and wires their signals.
+
+Nothing here imports torch or the session at import time: the window shows first, then the worker
+thread imports the engine (``warm_up``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QCursor
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu
+
+from fewshot_gui.core.errors import FewShotError
+from fewshot_gui.data.export import ExportResult, LabelRow, UndoResult
+from fewshot_gui.data.project import SUFFIX, ClassInfo, load_project, save_project
+from fewshot_gui.ui import commands
+from fewshot_gui.ui.export_dialog import ExportDialog, ExportRunner
+from fewshot_gui.ui.image_grid import PENDING
+from fewshot_gui.ui.main_window import MainWindow
+from fewshot_gui.ui.preview import PreviewDialog
+from fewshot_gui.ui.settings import AppSettings
+from fewshot_gui.ui.state import LabelState
+from fewshot_gui.workers.labeling import LabelingController, SessionFactory
+from fewshot_gui.workers.thumbnails import ThumbnailLoader
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    seconds = round(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
+
+
+class AppController(QObject):
+    """Owns the state, the window and the worker; the only place that connects them.
+
+    ``jobDone`` and ``predictionsShown`` are emitted in the GUI thread after the window has been
+    updated (the worker's own signals may reach plain Python callables in the worker thread).
+    """
+
+    jobDone = Signal(int, str)
+    predictionsShown = Signal(int)
+
+    def __init__(
+        self,
+        factory: SessionFactory | None = None,
+        settings: AppSettings | None = None,
+        thumbnail_cache: str | None = "auto",
+        session_options: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.state = LabelState(self)
+        self.thumbnails = ThumbnailLoader(size=128, cache_dir=thumbnail_cache, parent=self)
+        self.window = MainWindow(self.state, self.thumbnails)
+        self.worker = LabelingController(factory, parent=self)
+        self.exporter = ExportRunner(self)
+        self.preview = PreviewDialog(self.window)
+        self.settings = settings or AppSettings()
+        self.session_options = dict(session_options or {})
+        self.project_path: str | None = None
+        self.last_journal: str | None = None
+        self.fitted_classes: list[str] = []
+        self.labeled_folder = ""
+        self.running = False
+        self._shut = False
+        self.job_started_at = 0.0
+        self.predictions_seen = 0
+        self._point_base = np.zeros(0, np.int64)  # plot point → grid base index
+        self._recolor_timer = QTimer(self)
+        self._recolor_timer.setSingleShot(True)
+        self._recolor_timer.setInterval(250)
+        self._recolor_timer.timeout.connect(self.recolor_plot)
+        self._wire()
+        self._restore_window()
+
+    # ------------------------------------------------------------------ wiring
+    def _wire(self) -> None:
+        w, s = self.window, self.state
+        w.classes.addRequested.connect(self.add_class)
+        w.classes.examplesDropped.connect(
+            lambda name, paths: self.push(commands.AddExamples(s, name, paths))
+        )
+        w.classes.exampleRemoveRequested.connect(
+            lambda name, paths: self.push(commands.RemoveExamples(s, name, paths))
+        )
+        w.classes.renameRequested.connect(self.rename_class)
+        w.classes.recolourRequested.connect(
+            lambda name, color: self.push(commands.RecolourClass(s, name, color))
+        )
+        w.classes.deleteRequested.connect(lambda name: self.push(commands.DeleteClass(s, name)))
+        s.supportEdited.connect(self._support_edited)
+        s.classesChanged.connect(self._classes_changed)
+        s.correctionsChanged.connect(lambda _p: self._recolor_timer.start())
+        w.controls.startRequested.connect(self.start)
+        w.controls.stopRequested.connect(self.stop)
+        wk = self.worker.worker
+        wk.progress.connect(self._progress)
+        wk.predictions.connect(self._predictions)
+        wk.failures.connect(self._failures)
+        wk.embeddings.connect(self._embeddings)
+        wk.error.connect(self.show_error)
+        wk.deviceReady.connect(self._device)
+        wk.choicesReady.connect(w.controls.set_choices)
+        wk.jobStarted.connect(self._job_started)
+        wk.jobFinished.connect(self._job_finished)
+        w.grid.labelRequested.connect(
+            lambda paths, label: self.push(commands.LabelImages(s, paths, label))
+        )
+        w.grid.selectionChangedBase.connect(self._grid_selection)
+        w.grid.previewRequested.connect(self.show_preview)
+        w.plot.selectionMade.connect(self._plot_selection)
+        w.plot.pointClicked.connect(lambda i: self._plot_selection(np.array([i])))
+        w.plot.assignRequested.connect(self._assign_points)
+        w.plot.message.connect(lambda m: self.show_message(m, error=False))
+        w.failed.activated.connect(lambda _p: w.grid.set_filter("failed"))
+        w.review_action.triggered.connect(lambda: w.grid.set_sort("least confident first"))
+        w.open_action.triggered.connect(self.ask_open)
+        w.save_action.triggered.connect(self.save)
+        w.save_as_action.triggered.connect(self.ask_save_as)
+        w.demo_action.triggered.connect(self.open_demo)
+        w.recent_menu.aboutToShow.connect(self._fill_recent)
+        w.export_action.triggered.connect(self.ask_export)
+        w.undo_export_action.triggered.connect(self.ask_undo_export)
+        self.exporter.finished.connect(self._export_done)
+        self.exporter.failed.connect(self.show_error)
+        w.closing.connect(self.shutdown)
+
+    def warm_up(self) -> None:
+        """After the window shows: let the worker import the engine and report method names."""
+        self.worker.request_choices()
+
+    def push(self, command) -> None:
+        try:
+            self.window.undo_stack.push(command)
+        except ValueError as error:
+            self.show_error(str(error))
+
+    # ------------------------------------------------------------------ messages
+    def show_error(self, text: str) -> None:
+        self.window.messages.show_message(text, error=True)
+        self.window.status.setText(text)
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.window.messages.show_message(text, error=error)
+
+    def _device(self, name: str) -> None:
+        self.window.controls.set_device(name)
+        self.window.device.setText(name)
+
+    # ------------------------------------------------------------------ classes
+    def add_class(self, name: str | None = None) -> str:
+        name = name or self.state.new_name()
+        self.push(commands.AddClass(self.state, ClassInfo(name, self.state.next_color())))
+        return name
+
+    def rename_class(self, old: str, new: str) -> None:
+        if self.state.find(new):
+            self.show_error(f"a class named {new!r} exists already")
+            return
+        self.push(commands.RenameClass(self.state, old, new))
+
+    def _classes_changed(self) -> None:
+        names = self.state.names()
+        if self.fitted_classes and any(c not in names for c in self.fitted_classes):
+            self.refit()  # renamed or deleted: the session needs the new support set
+        self._recolor_timer.start()
+
+    def _support_edited(self, changes: list) -> None:
+        if not self.fitted_classes:
+            return
+        if any(lab is not None and lab not in self.fitted_classes for _, lab in changes):
+            self.refit()  # a class new to the session
+        else:
+            self.worker.apply_labels(changes)
+        self._recolor_timer.start()
+
+    # ------------------------------------------------------------------ labeling
+    def session_settings(self) -> dict:
+        settings = self.window.controls.settings()
+        settings.pop("folder", None)
+        settings.update(self.session_options)
+        return settings
+
+    def start(self) -> bool:
+        folder = self.window.controls.settings()["folder"]
+        support = self.state.support()
+        if not support:
+            self.show_error("Drop at least one example image on a class first.")
+            return False
+        if not folder or not os.path.isdir(folder):
+            self.show_error(
+                f"Choose a folder of images to label ({folder or 'none chosen'} is not a folder)."
+            )
+            return False
+        self.window.messages.hide()
+        if os.path.abspath(folder) != self.labeled_folder:
+            self.window.grid.model.clear()
+            self.window.failed.clear()
+            self.labeled_folder = os.path.abspath(folder)
+        self.worker.start(self.session_settings(), support, folder)
+        return True
+
+    def refit(self) -> None:
+        support = self.state.support()
+        if support:
+            self.worker.refit(self.session_settings(), support)
+
+    def stop(self) -> None:
+        self.worker.cancel()
+
+    def _job_started(self, _job: int, name: str) -> None:
+        self.running = name == "label"
+        self.job_started_at = time.perf_counter()
+        self.predictions_seen = 0
+        self.window.controls.set_running(True)
+        self.window.status.setText("Loading the model…" if name == "label" else "Re-fitting…")
+        self.window.progress.setValue(0)
+        self.window.progress.show()
+
+    def _job_finished(self, _job: int, status: str) -> None:
+        self.running = False
+        self.window.controls.set_running(False)
+        self.window.progress.hide()
+        n = len(self.window.grid.model.paths)
+        took = time.perf_counter() - self.job_started_at
+        text = {
+            "done": f"Labeled {n:,} images ({took:.1f} s). Correct any label: keys 1–9, "
+            "Enter accepts; sort by least confident to review.",
+            "cancelled": f"Stopped. {n:,} images labeled so far.",
+            "failed": "Labeling failed: see the message above.",
+        }[status]
+        self.window.status.setText(text)
+        self.jobDone.emit(_job, status)
+
+    def _progress(self, p) -> None:
+        bar = self.window.progress
+        bar.setMaximum(max(1, p.total))
+        bar.setValue(p.done)
+        stage = {"examples": "Embedding examples", "labeling": "Labeling"}.get(p.stage, p.stage)
+        rate = f" · {p.items_per_s:,.0f} images/s" if p.items_per_s else ""
+        eta = f" · {_duration(p.eta_s)} left" if p.done < p.total else ""
+        self.window.status.setText(f"{stage}: {p.done:,} / {p.total:,}{rate}{eta}")
+
+    def _predictions(self, predictions) -> None:
+        if predictions.classes:
+            self.fitted_classes = list(predictions.classes)
+        self.window.grid.model.update_predictions(predictions)
+        self.predictions_seen += len(predictions.paths)
+        self._recolor_timer.start()
+        self.predictionsShown.emit(len(predictions.paths))
+
+    def _failures(self, failures: list) -> None:
+        self.window.failed.add(failures)
+        in_folder = [
+            f for f in failures if self.labeled_folder and f.path.startswith(self.labeled_folder)
+        ]
+        if in_folder:
+            self.window.grid.model.add_failures(in_folder)
+
+    # ------------------------------------------------------------------ plot ↔ grid
+    def _embeddings(self, paths: list, vectors) -> None:
+        model = self.window.grid.model
+        self._point_base = np.fromiter(
+            (model.index_of.get(p, -1) for p in paths), np.int64, len(paths)
+        )
+        self.window.plot.set_embeddings(paths, vectors)
+        self.recolor_plot()
+
+    def recolor_plot(self) -> None:
+        plot, model = self.window.plot, self.window.grid.model
+        if not plot.paths:
+            return
+        names = self.state.names()
+        code_to_class = np.array(
+            [names.index(n) if n in names else -1 for n in model.names] + [-1], np.int64
+        )
+        base = self._point_base
+        valid = base >= 0
+        codes = np.full(len(base), len(code_to_class) - 1, np.int64)
+        codes[valid] = model.codes[base[valid]]
+        codes[codes == PENDING] = len(code_to_class) - 1
+        color = code_to_class[codes]
+        support = np.zeros(len(base), bool)
+        point_of = {p: i for i, p in enumerate(plot.paths)} if self.state.corrections else {}
+        for path, label in self.state.corrections.items():
+            i = point_of.get(path)
+            if i is not None:
+                color[i] = names.index(label) if label in names else -1
+                support[i] = True
+        plot.set_colors(color, [c.color for c in self.state.classes], support)
+
+    def _grid_selection(self, base: np.ndarray) -> None:
+        if not len(self._point_base):
+            return
+        selected = np.zeros(len(self.window.grid.model.paths) + 1, bool)
+        selected[np.asarray(base, np.int64)] = True
+        points = np.flatnonzero(
+            selected[np.where(self._point_base >= 0, self._point_base, -1)]
+            & (self._point_base >= 0)
+        )
+        self.window.plot.set_selection(points)
+
+    def _plot_selection(self, points: np.ndarray) -> None:
+        base = self._point_base[np.asarray(points, np.int64)] if len(points) else points
+        self.window.grid.select_base(base[base >= 0] if len(base) else base)
+
+    def _assign_points(self, points: np.ndarray) -> None:
+        base = self._point_base[np.asarray(points, np.int64)]
+        paths = [self.window.grid.model.paths[int(b)] for b in base if b >= 0]
+        if not paths or not self.state.classes:
+            return
+        menu = QMenu(self.window)
+        menu.addSection(f"Label {len(paths):,} images as")
+        for name in self.state.names():
+            menu.addAction(name, lambda n=name: self.label_paths(paths, n))
+        menu.exec(QCursor.pos())
+
+    def label_paths(self, paths: Sequence[str], label: str | None) -> None:
+        self.push(commands.LabelImages(self.state, list(paths), label))
+
+    def show_preview(self, path: str) -> None:
+        model = self.window.grid.model
+        i = model.index_of.get(path)
+        caption = ""
+        if i is not None and (label := model.label(i)):
+            source = "your label" if path in self.state.corrections else f"{model.conf[i]:.0%}"
+            caption = f"{label} ({source})"
+        self.preview.show_path(path, caption)
+
+    # ------------------------------------------------------------------ projects
+    def project_settings(self) -> dict:
+        return self.window.controls.settings()
+
+    def open_project(self, path: str) -> bool:
+        try:
+            project = load_project(path)
+        except FewShotError as error:
+            self.show_error(str(error))
+            return False
+        self.worker.cancel()
+        self.window.undo_stack.clear()
+        self.fitted_classes = []
+        self.labeled_folder = ""
+        self.window.grid.model.clear()
+        self.window.failed.clear()
+        self.state.load(project)
+        self.window.controls.apply_settings(project.settings)
+        self.project_path = os.path.abspath(path)
+        self.settings.add_recent(self.project_path)
+        self.window.setWindowTitle(f"fewshot-gui — {os.path.basename(path)}")
+        self.window.status.setText(f"Opened {path}. Press “Label folder” to start.")
+        return True
+
+    def save(self) -> bool:
+        if not self.project_path:
+            return self.ask_save_as()
+        return self.save_as(self.project_path)
+
+    def save_as(self, path: str) -> bool:
+        if not path.endswith(SUFFIX):
+            path += SUFFIX
+        try:
+            save_project(self.state.to_project(self.project_settings()), path)
+        except OSError as error:
+            self.show_error(f"could not save {path}: {error.strerror or error}")
+            return False
+        self.project_path = os.path.abspath(path)
+        self.settings.add_recent(self.project_path)
+        self.window.setWindowTitle(f"fewshot-gui — {os.path.basename(path)}")
+        self.window.status.setText(f"Saved {path}")
+        return True
+
+    def ask_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self.window, "Open project", "", f"fewshot projects (*{SUFFIX})"
+        )
+        if path:
+            self.open_project(path)
+
+    def ask_save_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Save project", "", f"fewshot projects (*{SUFFIX})"
+        )
+        return self.save_as(path) if path else False
+
+    def open_demo(self) -> bool:
+        from fewshot_gui.data.demo import ensure_demo
+
+        try:
+            demo = ensure_demo()
+        except OSError as error:
+            self.show_error(f"could not create the demo images: {error.strerror or error}")
+            return False
+        return self.open_project(str(demo.project))
+
+    def _fill_recent(self) -> None:
+        menu = self.window.recent_menu
+        menu.clear()
+        recent = self.settings.recent_projects()
+        for path in recent:
+            menu.addAction(path, lambda p=path: self.open_project(p))
+        if not recent:
+            menu.addAction("(none yet)").setEnabled(False)
+
+    # ------------------------------------------------------------------ export
+    def label_rows(self) -> list[LabelRow]:
+        model = self.window.grid.model
+        rows = []
+        for i, path in enumerate(model.paths):
+            if i in model.failed:
+                continue
+            user = self.state.corrections.get(path)
+            if user is not None:
+                rows.append(LabelRow(path, user, 1.0, "user"))
+            elif (label := model.predicted(i)) is not None:
+                rows.append(LabelRow(path, label, float(model.conf[i]), "model"))
+        return rows
+
+    def export(
+        self, dest: str, mode: str = "copy", unknown: str = "folder", labels: bool = True
+    ) -> None:
+        rows = self.label_rows()
+        if not rows:
+            self.show_error("Nothing to export yet: label a folder first.")
+            return
+        self.window.status.setText(f"Exporting {len(rows):,} images…")
+        self.exporter.export(rows, dest, mode, unknown, labels)
+
+    def ask_export(self) -> None:
+        rows = self.label_rows()
+        if not rows:
+            self.show_error("Nothing to export yet: label a folder first.")
+            return
+        dialog = ExportDialog(len(rows), self.settings.last("exportDest"), self.window)
+        if dialog.exec():
+            opts = dialog.options()
+            if not opts["dest"]:
+                self.show_error("Choose a destination folder for the export.")
+                return
+            self.settings.set_last("exportDest", opts["dest"])
+            self.export(**opts)
+
+    def undo_export(self, journal: str) -> None:
+        self.exporter.undo(journal)
+
+    def ask_undo_export(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self.window,
+            "Export folder to undo",
+            os.path.dirname(self.last_journal) if self.last_journal else "",
+        )
+        if folder:
+            self.undo_export(folder)
+
+    def _export_done(self, result) -> None:
+        if isinstance(result, ExportResult):
+            self.last_journal = str(result.journal)
+            text = f"Exported {len(result.done):,} images"
+            if result.journal:
+                text += (
+                    f" into {os.path.dirname(result.journal)} (File ▸ Undo an export reverses it)"
+                )
+            if result.failures:
+                text += f"; {len(result.failures)} failed, e.g. {result.failures[0][1]}"
+            self.show_message(text, error=bool(result.failures))
+        elif isinstance(result, UndoResult):
+            text = f"Undid the export of {len(result.undone):,} images"
+            if result.failures:
+                text += f"; {len(result.failures)} could not be undone: {result.failures[0][1]}"
+            self.show_message(text, error=bool(result.failures))
+        self.window.status.setText("Ready")
+
+    # ------------------------------------------------------------------ window state
+    def _restore_window(self) -> None:
+        geometry, state = self.settings.window()
+        if geometry is not None:
+            self.window.restoreGeometry(geometry)
+        if state is not None:
+            self.window.restoreState(state)
+
+    def shutdown(self) -> None:
+        """Save window state, stop the worker and timers (idempotent)."""
+        self._recolor_timer.stop()
+        if self.window.isVisible() or not self._shut:
+            self.settings.save_window(self.window.saveGeometry(), self.window.saveState())
+        self._shut = True
+        self.worker.stop()
+        self.worker.worker.blockSignals(True)
+        self.thumbnails.clear_pending()
+        self.thumbnails.wait(2000)
+
+
+def run_app(
+    project: str | None = None, demo: bool = False, argv: Sequence[str] | None = None
+) -> int:
+    """Open the desktop app (blocking); returns the exit status."""
+    started = time.perf_counter()
+    app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
+    app.setApplicationName("fewshot-gui")
+    app.setOrganizationName("fewshot-gui")
+    controller = AppController()
+    controller.window.show()
+
+    def after_show() -> None:
+        if os.environ.get("FEWSHOT_GUI_TIMING"):
+            torch_loaded = "torch" in sys.modules
+            print(
+                f"window visible after {time.perf_counter() - started:.2f} s "
+                f"(torch imported: {torch_loaded})",
+                file=sys.stderr,
+            )
+        if demo:
+            controller.open_demo()
+        elif project:
+            controller.open_project(project)
+        controller.warm_up()
+
+    QTimer.singleShot(0, after_show)
+    return int(app.exec())

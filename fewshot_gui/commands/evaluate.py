@@ -1,0 +1,105 @@
+"""``fewshot-gui evaluate DATA_DIR …``: N-way K-shot accuracy, 95% interval and calibration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("data_dir", metavar="DATA_DIR", help="class folders (or group/class folders, as Omniglot)")
+    add("--encoder", required=True, metavar="NAME|CKPT", help="registered encoder or checkpoint")
+    add("--method", default="metric", help="adapter: metric, memory, maml, fomaml, anil, metasgd…")
+    add("--way", type=int, default=5)
+    add("--shot", type=int, default=1)
+    add("--query", type=int, default=15)
+    add("--episodes", type=int, default=600)
+    add("--seed", type=int, default=0)
+    add(
+        "--split",
+        choices=("auto", "all", "val", "train"),
+        default="auto",
+        help="classes to use; auto: the checkpoint's held-out classes when it records them",
+    )
+    add("--classes-from", metavar="CKPT:val", help="use the val (or train) classes of CKPT")
+    add(
+        "--adapt",
+        choices=("full", "head"),
+        help="maml/fomaml: inner loop over the whole encoder on images, or the head (default: "
+        "as the checkpoint was trained)",
+    )
+    add(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="adapter option, e.g. distance=euclidean (repeatable)",
+    )
+    add("--json", action="store_true", help="print exactly one JSON object on stdout")
+    add("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add("--threads", type=int, help="CPU threads for torch")
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    from fewshot_gui.core.errors import UsageError
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--option takes KEY=VALUE, not {pair!r}")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from fewshot_gui.core.types import Progress
+    from fewshot_gui.training.evaluate import EvalConfig, evaluate
+
+    config = EvalConfig(
+        data_dir=args.data_dir,
+        encoder=args.encoder,
+        method=args.method,
+        way=args.way,
+        shot=args.shot,
+        query=args.query,
+        episodes=args.episodes,
+        seed=args.seed,
+        split=args.split,
+        classes_from=args.classes_from,
+        adapt=args.adapt,
+        options=_options(args.option),
+        device=args.device,
+        threads=args.threads,
+    )
+    tty = sys.stderr.isatty() and not args.json
+    result: dict[str, Any] = {}
+    for item in evaluate(config):
+        if isinstance(item, Progress):
+            if tty:
+                print(
+                    f"\r{item.done}/{item.total} episodes  {item.items_per_s:.1f}/s",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        else:
+            result = item
+    if tty:
+        print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['method']} on {result['encoder']}: {result['way']}-way "
+            f"{result['shot']}-shot accuracy {result['accuracy']:.2%} ± {result['ci95']:.2%} "
+            f"(95% interval, {result['episodes']} episodes, {result['classes']}), "
+            f"ECE {result['ece']:.3f}"
+        )
+    return 0

@@ -1,0 +1,117 @@
+"""2-D projections of embeddings for the scatter plot: PCA (default), t-SNE, UMAP. No torch, no Qt.
+
+Each returns ``(N, 2)`` float32 for ``(N, D)`` input; pure functions, run off the GUI thread.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+FIT_ROWS = 20_000
+"""PCA directions are fitted on at most this many random rows; every point is then projected."""
+TSNE_LIMIT = 20_000
+"""t-SNE above this many points takes minutes on a laptop: the plot falls back to PCA."""
+
+
+def available_methods() -> list[str]:
+    methods = ["PCA"]
+    if importlib.util.find_spec("sklearn") is not None:
+        methods.append("t-SNE")
+    if importlib.util.find_spec("umap") is not None:
+        methods.append("UMAP")
+    return methods
+
+
+def top_components(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """``(D, k)`` leading principal directions of centred ``x (N, D)``.
+
+    Exact (eigen-decomposition of the smaller Gram matrix) when min(N, D) is small, else a
+    randomized subspace iteration: O(N·D·k) instead of O(D³), so 100,000 × 1,280 takes ~a second.
+    """
+    n, d = x.shape
+    k = min(k, n, d)
+    if min(n, d) <= 256:
+        if d <= n:
+            _, vecs = np.linalg.eigh((x.T @ x).astype(np.float64))
+            return vecs[:, ::-1][:, :k].astype(np.float32)
+        _, vecs = np.linalg.eigh((x @ x.T).astype(np.float64))
+        top = x.T @ vecs[:, ::-1][:, :k].astype(np.float32)
+        return top / np.maximum(np.linalg.norm(top, axis=0, keepdims=True), 1e-12)
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((d, k + 8)).astype(np.float32)
+    for _ in range(3):
+        q, _ = np.linalg.qr(x.T @ (x @ q))
+    small = (x @ q).astype(np.float64)
+    _, vecs = np.linalg.eigh(small.T @ small)
+    return (q @ vecs[:, ::-1][:, :k].astype(np.float32)).astype(np.float32)
+
+
+def pca_2d(vectors: np.ndarray) -> np.ndarray:
+    """Top-2 principal components ``(N, 2)`` float32."""
+    x = np.asarray(vectors, np.float32)
+    out = np.zeros((len(x), 2), np.float32)
+    if len(x) < 2:
+        return out
+    x = x - x.mean(axis=0, keepdims=True)
+    fit = x if len(x) <= FIT_ROWS else x[np.random.default_rng(0).choice(len(x), FIT_ROWS, False)]
+    coords = x @ top_components(fit, 2)
+    out[:, : coords.shape[1]] = coords
+    return out
+
+
+def _reduce(x: np.ndarray, dims: int = 50) -> np.ndarray:
+    if x.shape[1] <= dims or len(x) <= dims:
+        return x
+    centered = x - x.mean(axis=0, keepdims=True)
+    return (centered @ top_components(centered, dims)).astype(np.float32)
+
+
+def project_2d(vectors: np.ndarray, method: str = "PCA", seed: int = 0) -> tuple[np.ndarray, str]:
+    """Project to 2-D; returns ``(coords (N, 2) float32, method actually used)``."""
+    x = np.asarray(vectors, np.float32)
+    n = len(x)
+    if method == "t-SNE" and 5 <= n <= TSNE_LIMIT:
+        from sklearn.manifold import TSNE
+
+        perplexity = float(min(30, max(2, (n - 1) // 3)))
+        coords = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(
+            _reduce(x)
+        )
+        return coords.astype(np.float32), "t-SNE"
+    if method == "UMAP" and n >= 5 and importlib.util.find_spec("umap") is not None:
+        import umap
+
+        coords = umap.UMAP(
+            n_components=2, random_state=seed, n_neighbors=min(15, n - 1)
+        ).fit_transform(_reduce(x))
+        return np.asarray(coords, np.float32), "UMAP"
+    return pca_2d(x), "PCA"
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Boolean mask ``(N,)``: which ``points (N, 2)`` lie inside ``polygon (M, 2)`` (even-odd rule),
+    vectorised over points (one pass per edge)."""
+    points = np.asarray(points, np.float64)
+    poly = np.asarray(polygon, np.float64)
+    inside = np.zeros(len(points), bool)
+    if len(poly) < 3 or len(points) == 0:
+        return inside
+    x, y = points[:, 0], points[:, 1]
+    xj, yj = poly[-1]
+    for xi, yi in poly:
+        crosses = (yi > y) != (yj > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_cross = (xj - xi) * (y - yi) / (yj - yi) + xi
+        inside ^= crosses & (x < x_cross)
+        xj, yj = xi, yi
+    return inside
+
+
+def points_in_rect(points: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    """Boolean mask of points inside the axis-aligned rectangle (corners in any order)."""
+    lo_x, hi_x = sorted((x0, x1))
+    lo_y, hi_y = sorted((y0, y1))
+    p = np.asarray(points)
+    return (p[:, 0] >= lo_x) & (p[:, 0] <= hi_x) & (p[:, 1] >= lo_y) & (p[:, 1] <= hi_y)

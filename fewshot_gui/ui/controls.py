@@ -1,0 +1,149 @@
+"""Folder chooser (also a drop target), method and encoder choice, device indicator, start / stop."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fewshot_gui.ui.image_grid import paths_from_mime
+from fewshot_gui.workers.labeling import FALLBACK_METHODS
+
+DEFAULT_ENCODER = "(default)"
+METHOD_HELP = {
+    "auto": "pick the method automatically",
+    "metric": "prototypes: nearest class mean (fast)",
+    "memory": "key-value memory of every example",
+    "maml": "gradient adaptation (MAML)",
+    "fomaml": "first-order MAML",
+    "anil": "gradient adaptation of the head only (ANIL)",
+    "metasgd": "Meta-SGD: learned step sizes",
+    "metalstm": "learned optimizer (Meta-LSTM)",
+}
+
+
+class FolderEdit(QLineEdit):
+    """A line edit that takes a dropped folder."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.setPlaceholderText("folder of images to label (drop a folder here)")
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if paths_from_mime(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = paths_from_mime(event.mimeData())
+        if paths:
+            path = paths[0] if os.path.isdir(paths[0]) else os.path.dirname(paths[0])
+            self.setText(path)
+            self.editingFinished.emit()
+            event.acceptProposedAction()
+
+
+class ControlPanel(QWidget):
+    """Settings for a labeling run and the buttons that start and stop it."""
+
+    startRequested = Signal()
+    stopRequested = Signal()
+    settingsChanged = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.folder = FolderEdit(self)
+        browse = QToolButton(self)
+        browse.setText("…")
+        browse.setToolTip("choose the folder to label")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        self.method = QComboBox(self)
+        self.encoder = QComboBox(self)
+        self.set_choices(FALLBACK_METHODS, [])
+        self.device = QLabel("device: starts with the first run", self)
+        self.device.setObjectName("deviceLabel")
+        self.start_button = QPushButton("▶ Label folder", self)
+        self.stop_button = QPushButton("■ Stop", self)
+        self.stop_button.setEnabled(False)
+        self.start_button.clicked.connect(self.startRequested)
+        self.stop_button.clicked.connect(self.stopRequested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button, 1)
+        buttons.addWidget(self.stop_button)
+        form = QFormLayout()
+        form.addRow("Folder", row)
+        form.addRow("Method", self.method)
+        form.addRow("Encoder", self.encoder)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addWidget(self.device)
+        layout.addLayout(buttons)
+        self.method.currentIndexChanged.connect(self.settingsChanged)
+        self.encoder.currentIndexChanged.connect(self.settingsChanged)
+        self.folder.editingFinished.connect(self.settingsChanged)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder to label", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+            self.settingsChanged.emit()
+
+    def set_choices(self, methods: list[str], encoders: list[str]) -> None:
+        """Fill the choosers (names come from the worker, which may import the engine)."""
+        current_m, current_e = self.method.currentData(), self.encoder.currentData()
+        for box in (self.method, self.encoder):
+            box.blockSignals(True)
+            box.clear()
+        for name in methods:
+            self.method.addItem(name, name)
+            self.method.setItemData(
+                self.method.count() - 1, METHOD_HELP.get(name, name), role=3
+            )  # ToolTipRole
+        self.encoder.addItem(DEFAULT_ENCODER, "")
+        for name in encoders:
+            self.encoder.addItem(name, name)
+        self.method.setCurrentIndex(max(0, self.method.findData(current_m or "metric")))
+        self.encoder.setCurrentIndex(max(0, self.encoder.findData(current_e or "")))
+        for box in (self.method, self.encoder):
+            box.blockSignals(False)
+
+    def set_device(self, name: str) -> None:
+        self.device.setText(f"device: {name}")
+
+    def set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+
+    def settings(self) -> dict:
+        return {
+            "folder": self.folder.text().strip(),
+            "method": self.method.currentData() or "metric",
+            "encoder": self.encoder.currentData() or "",
+        }
+
+    def apply_settings(self, settings: dict) -> None:
+        if settings.get("folder"):
+            self.folder.setText(str(settings["folder"]))
+        for key, box in (("method", self.method), ("encoder", self.encoder)):
+            value = settings.get(key)
+            if value:
+                if box.findData(value) < 0:
+                    box.addItem(str(value), value)
+                box.setCurrentIndex(box.findData(value))

