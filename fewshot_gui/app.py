@@ -515,8 +515,8 @@ def run_app(
                 f"(torch imported: {torch_loaded})",
                 file=sys.stderr,
             )
-        if demo:
-            controller.open_demo()
+        if demo and controller.open_demo():
+            controller.start()
         elif project:
             controller.open_project(project)
         controller.warm_up()

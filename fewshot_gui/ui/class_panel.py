@@ -208,7 +208,7 @@ class ClassPanel(QWidget):
         self.state = state
         self.thumbnails = thumbnails
         self.cards: list[ClassCard] = []
-        add = QPushButton("＋ Add class", self)
+        add = QPushButton("+ Add class", self)
         add.clicked.connect(self.addRequested)
         self.add_button = add
         self.body = QVBoxLayout()

@@ -355,6 +355,21 @@ class ImageView(QListView):
         self.setSpacing(0)
         self.setWrapping(True)
 
+    def paintEvent(self, event) -> None:  # noqa: ANN001
+        super().paintEvent(event)
+        if self.model() is not None and self.model().rowCount() == 0:
+            painter = QPainter(self.viewport())
+            painter.setPen(QColor("#888"))
+            painter.drawText(self.viewport().rect().adjusted(20, 20, -20, -20),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                             self.placeholder)
+            painter.end()
+
+    placeholder = ("1. Add classes and drop a few example images on each.\n"
+                   "2. Choose the folder to label.\n3. Press ▶ Label folder.\n\n"
+                   "Then correct labels with keys 1–9 (Enter accepts), sort by least confident "
+                   "first to review, and lasso clusters in the embedding view.")
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
         if Qt.Key.Key_1 <= key <= Qt.Key.Key_9 and not event.modifiers() & (
