@@ -48,7 +48,8 @@ def test_label_bad_folder_completes_and_changes_nothing(tmp_path, support, capsy
     assert code == 0
     rows = {row["path"]: row for row in _rows(out)}
     assert set(rows) == {str(p) for p in bad.scanned}  # one row per image file found
-    header = next(csv.reader(open(out, encoding="utf-8")))
+    with open(out, encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
     assert header == ["path", "label", "confidence", "error", "blues", "reds"]
     for path in bad.valid:
         row = rows[str(path)]

@@ -159,9 +159,9 @@ class EmbeddingPlot(QWidget):
         bar.addWidget(QLabel("Embedding"))
         bar.addWidget(self.method_box)
         for mode, text, tip in (
-            ("pan", "✋", "pan and zoom; click a point to select it"),
-            ("rect", "▭", "rectangle selection"),
-            ("lasso", "➰", "lasso selection"),
+            ("pan", "Pan", "pan and zoom; click a point to select it"),
+            ("rect", "Rectangle", "rectangle selection (Shift adds)"),
+            ("lasso", "Lasso", "lasso selection (Shift adds)"),
         ):
             button = QToolButton(self)
             button.setText(text)
