@@ -21,7 +21,7 @@ from fewshot_gui.data.export import ExportResult, LabelRow, UndoResult
 from fewshot_gui.data.project import SUFFIX, ClassInfo, load_project, save_project
 from fewshot_gui.ui import commands
 from fewshot_gui.ui.export_dialog import ExportDialog, ExportRunner
-from fewshot_gui.ui.image_grid import PENDING
+from fewshot_gui.ui.image_grid import PENDING, THUMB
 from fewshot_gui.ui.main_window import MainWindow
 from fewshot_gui.ui.preview import PreviewDialog
 from fewshot_gui.ui.settings import AppSettings
@@ -56,7 +56,7 @@ class AppController(QObject):
     ) -> None:
         super().__init__()
         self.state = LabelState(self)
-        self.thumbnails = ThumbnailLoader(size=128, cache_dir=thumbnail_cache, parent=self)
+        self.thumbnails = ThumbnailLoader(size=THUMB, cache_dir=thumbnail_cache, parent=self)
         self.window = MainWindow(self.state, self.thumbnails)
         self.worker = LabelingController(factory, parent=self)
         self.exporter = ExportRunner(self)
@@ -69,6 +69,7 @@ class AppController(QObject):
         self.labeled_folder = ""
         self.running = False
         self._shut = False
+        self._last_progress = 0.0
         self.job_started_at = 0.0
         self.predictions_seen = 0
         self._point_base = np.zeros(0, np.int64)  # plot point → grid base index
@@ -229,8 +230,9 @@ class AppController(QObject):
         self.window.progress.hide()
         n = len(self.window.grid.model.paths)
         took = time.perf_counter() - self.job_started_at
+        method = self.window.controls.settings()["method"]
         text = {
-            "done": f"Labeled {n:,} images ({took:.1f} s). Correct any label: keys 1–9, "
+            "done": f"Labeled {n:,} images with {method} ({took:.1f} s). Correct any label: keys 1–9, "
             "Enter accepts; sort by least confident to review.",
             "cancelled": f"Stopped. {n:,} images labeled so far.",
             "failed": "Labeling failed: see the message above.",
@@ -494,6 +496,7 @@ class AppController(QObject):
         self.worker.worker.blockSignals(True)
         self.thumbnails.clear_pending()
         self.thumbnails.wait(2000)
+        self.window.plot.wait(2000)
 
 
 def run_app(
@@ -501,6 +504,9 @@ def run_app(
 ) -> int:
     """Open the desktop app (blocking); returns the exit status."""
     started = time.perf_counter()
+    # The worker and decode threads run Python too: a short GIL switch interval lets the GUI
+    # thread take the GIL back quickly between their steps (fewer visible stalls).
+    sys.setswitchinterval(0.001)
     app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
     app.setApplicationName("fewshot-gui")
     app.setOrganizationName("fewshot-gui")

@@ -48,6 +48,9 @@ step "PyTorch ($variant)"
 "${pip[@]}" install -c "$constraints" torch torchvision
 step "the project and PyInstaller"
 "${pip[@]}" install -c "$constraints" "$root" pyinstaller pyinstaller-hooks-contrib
+if [[ $reuse_venv == 1 ]]; then  # same version number: make pip take the current sources
+    "${pip[@]}" install --no-deps --force-reinstall "$root"
+fi
 rm -rf "$root/build/lib" "$root/build/bdist."* "$root"/*.egg-info  # setuptools' leftovers
 
 version="$("$venv/bin/python" -c 'import fewshot_gui; print(fewshot_gui.__version__)')"

@@ -26,8 +26,8 @@ XCB_LIBRARIES = {  # soname → Debian / Ubuntu package
 }
 INSTALL_HINT = "sudo apt-get install " + " ".join(XCB_LIBRARIES.values())
 ALTERNATIVES = (
-    "or run `fewshot-gui self-test` / `fewshot-gui demo` (no display needed), "
-    "or set QT_QPA_PLATFORM=offscreen"
+    "without a display, `fewshot-gui demo` and `fewshot-gui self-test` still work "
+    "(self-test uses Qt's offscreen platform)"
 )
 
 

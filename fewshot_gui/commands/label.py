@@ -69,7 +69,8 @@ def write_csv(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".labels-", suffix=".csv", dir=path.parent)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+    # surrogateescape: a file name that is not valid UTF-8 is written back as its original bytes
+    with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label", "confidence", "error", *predictions.classes])
         for p in order:

@@ -80,6 +80,6 @@ def run(args: argparse.Namespace) -> int:
         f"self-test: OK — window built offscreen in {window_s:.2f} s "
         f"(torch imported before the window: {torch_at_window}); "
         f"{len(labels)} demo images labeled through the worker in {took:.1f} s on "
-        f"{controller.window.device.text() or "?"}; {correct}/{len(demo.truth)} match the drawn classes"
+        f"{controller.window.device.text() or '?'}; {correct}/{len(demo.truth)} match the drawn classes"
     )
     return 0

@@ -18,10 +18,11 @@ import numpy as np
 
 from fewshot_gui.core.types import ImageRecord
 
+# Paths are stored as bytes (os.fsencode) so that names which are not valid UTF-8 work too.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rows (
-    path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, row INTEGER NOT NULL,
+    path BLOB NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, row INTEGER NOT NULL,
     PRIMARY KEY (path, size, mtime_ns)
 );
 """
@@ -76,10 +77,13 @@ class EmbeddingCache:
         rows = np.full(len(records), -1, dtype=np.int64)
         for start in range(0, len(records), _LOOKUP_CHUNK):
             chunk = records[start : start + _LOOKUP_CHUNK]
-            wanted = {(r.path, r.size, r.mtime_ns): i for i, r in enumerate(chunk, start)}
+            keys = [os.fsencode(r.path) for r in chunk]
+            wanted = {
+                (k, r.size, r.mtime_ns): i for i, (k, r) in enumerate(zip(keys, chunk), start)
+            }
             marks = ",".join("?" * len(chunk))
             query = f"SELECT path, size, mtime_ns, row FROM rows WHERE path IN ({marks})"
-            for path, size, mtime_ns, row in self._db.execute(query, [r.path for r in chunk]):
+            for path, size, mtime_ns, row in self._db.execute(query, keys):
                 index = wanted.get((path, size, mtime_ns))
                 if index is not None:
                     rows[index] = row
@@ -118,7 +122,10 @@ class EmbeddingCache:
                 os.fsync(handle.fileno())
             self._db.executemany(
                 "INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?)",
-                [(r.path, r.size, r.mtime_ns, first + i) for i, r in enumerate(records)],
+                [
+                    (os.fsencode(r.path), r.size, r.mtime_ns, first + i)
+                    for i, r in enumerate(records)
+                ],
             )
 
     def close(self) -> None:

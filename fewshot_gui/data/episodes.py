@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 
 from fewshot_gui.core.errors import DecodeError, UsageError
 from fewshot_gui.data.folder import scan_folder
+from fewshot_gui.data.loader import load_uint8
 from fewshot_gui.data.preprocess import Preprocessing
 
 
@@ -226,18 +226,7 @@ class EpisodeSampler:
 
 def _decode_uint8(path: str, preprocessing: Preprocessing) -> np.ndarray:
     """One file → ``(C, crop, crop)`` uint8; raises :class:`DecodeError` with a plain reason."""
-    try:
-        from fewshot_gui.data.decode import decode_image
-    except ImportError:  # data layer not there yet: plain PIL
-        decode_image = None
-    if decode_image is not None:
-        return preprocessing.to_uint8(decode_image(path))
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return preprocessing.to_uint8(image)
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise DecodeError(f"{os.path.basename(path)}: {err}") from None
+    return load_uint8(path, preprocessing)
 
 
 class ImageStore:

@@ -5,6 +5,10 @@ while it decodes and resizes), keeps ``prefetch`` batches in flight ahead of the
 holds more than that in memory. A file that cannot be decoded becomes a :class:`FileFailure` in its
 batch; the run goes on. Closing the generator (or breaking out of the loop) cancels what is queued
 and waits only for the images being decoded at that moment.
+
+Threads rather than processes: measured on 300 flowers-sized JPEGs (resize 256, crop 224) on an
+idle 16-core host, threads were as fast as a fork process pool (2 cores: 824 vs 885 images/s;
+16 cores, 8 workers: 1803 vs 1762) with no start-up cost, no pickling and no fork-after-torch risk.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fewshot_gui.core.errors import DecodeError
 from fewshot_gui.core.types import FileFailure, ImageRecord
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS, decode_image, describe_error
 from fewshot_gui.data.preprocess import Preprocessing
@@ -46,24 +51,33 @@ def _path(item: PathOrRecord) -> str:
     return item.path if isinstance(item, ImageRecord) else os.fspath(item)
 
 
+def load_uint8(
+    path: str | os.PathLike[str],
+    preprocessing: Preprocessing,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """One file → ``(C, crop, crop)`` uint8 array; raises :class:`DecodeError` with the reason.
+
+    Unlike ``preprocessing.to_uint8(decode_image(path))``, errors that appear only while a lazily
+    opened JPEG is decoded (a truncated file, say) also come out as :class:`DecodeError`.
+    """
+    image = decode_image(path, max_pixels)
+    try:
+        return preprocessing.to_uint8(image)  # a lazy JPEG is decoded here, in draft mode
+    except Exception as err:
+        raise DecodeError(describe_error(err)) from None
+    finally:
+        image.close()
+
+
 def decode_one(
     path: str, preprocessing: Preprocessing, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> np.ndarray | FileFailure:
-    """``(C, crop, crop)`` uint8 array for one file, or a :class:`FileFailure` with the reason."""
+    """Like :func:`load_uint8`, but a failure is returned as a :class:`FileFailure`."""
     try:
-        image = decode_image(path, max_pixels)
-    except Exception as err:
+        return load_uint8(path, preprocessing, max_pixels)
+    except Exception as err:  # one bad file never stops a run
         return FileFailure(path, describe_error(err))
-    try:
-        if image.format == "JPEG":  # still undecoded: decode at 1/2, 1/4 or 1/8 scale if enough
-            size = (preprocessing.resize, preprocessing.resize)
-            image.draft("RGB" if preprocessing.channels == 3 else "L", size)
-            image.load()
-        return preprocessing.to_uint8(image)
-    except Exception as err:
-        return FileFailure(path, describe_error(err))
-    finally:
-        image.close()
 
 
 def _stack(

@@ -163,7 +163,13 @@ def _fallback_order(method: str | None) -> tuple[str, ...]:
 
 
 def find_family_checkpoint(family: str, method: str | None = None) -> Path | None:
-    """The existing checkpoint of ``family`` that best serves ``method``, or None."""
+    """The existing checkpoint of ``family`` that best serves ``method``, or None: the method's own
+    file, else the merged ``<family>.pt`` (every family's state in one file), else the closest."""
+    own = family_checkpoint(family, method or "metric")
+    merged = resources_dir() / "checkpoints" / f"{family}.pt"
+    for path in (own, merged):
+        if path.is_file():
+            return path
     for candidate in _fallback_order(method):
         path = family_checkpoint(family, candidate)
         if path.is_file():
@@ -257,7 +263,15 @@ def load_encoder(
         ckpt = load_checkpoint(spec.checkpoint_path)
         model = build_from_checkpoint(ckpt)
         adapter_method = ckpt["adapter"]["method"]
-        if adapter_method and (method is None or method == adapter_method):
+        if adapter_method == "multi":  # one file, every family's state under "<method>." keys
+            part = {
+                k: v
+                for k, v in ckpt["adapter"]["state"].items()
+                if method and k.startswith(f"{method}.")
+            }
+            adapter_state = {k[len(method) + 1 :]: v for k, v in part.items()} if method else None
+            adapter_method = method if part else None
+        elif adapter_method and (method is None or method == adapter_method):
             adapter_state = ckpt["adapter"]["state"]
         metadata = ckpt["metadata"]
     else:

@@ -8,6 +8,7 @@ is computed off the GUI thread. No torch here.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -98,9 +99,11 @@ class _ProjectionJob(QRunnable):
         try:
             coords, used = project_2d(self.vectors, self.method)
         except Exception as error:  # report, never crash the app
-            self.signals.failed.emit(self.generation, f"projection failed: {error}")
+            with contextlib.suppress(RuntimeError):  # the window may be gone by now
+                self.signals.failed.emit(self.generation, f"projection failed: {error}")
             return
-        self.signals.done.emit(self.generation, coords, used)
+        with contextlib.suppress(RuntimeError):
+            self.signals.done.emit(self.generation, coords, used)
 
 
 class EmbeddingPlot(QWidget):
@@ -180,7 +183,9 @@ class EmbeddingPlot(QWidget):
         )
         bar.addWidget(self.assign_button)
         self.hover = QLabel(self.widget)
-        self.hover.setStyleSheet("background:rgba(0,0,0,200); color:white; padding:4px; border-radius:4px;")
+        self.hover.setStyleSheet(
+            "background:rgba(0,0,0,200); color:white; padding:4px; border-radius:4px;"
+        )
         self.hover.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.hover.hide()
         layout = QVBoxLayout(self)

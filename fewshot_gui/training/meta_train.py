@@ -12,6 +12,7 @@ replays exactly what the uninterrupted one would have done.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import os
@@ -87,6 +88,7 @@ class MetaTrainConfig:
     resume: bool = False
     state_every: int = 50
     preload: bool | None = None  # default: preload when images are at most 64×64
+    time_limit: float | None = None  # stop (validate, save) after this many seconds of training
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -176,6 +178,10 @@ def _freeze(encoder: nn.Module, prefix: str | None) -> int:
     """Freeze every parameter before the first whose name starts with ``prefix``; count frozen."""
     if not prefix:
         return 0
+    if prefix == "all":  # train only the method's learner on a fixed encoder
+        for param in encoder.parameters():
+            param.requires_grad_(False)
+        return sum(1 for _ in encoder.parameters())
     names = [n for n, _ in encoder.named_parameters()]
     if not any(n.startswith(prefix) for n in names):
         raise UsageError(f"--freeze-until {prefix!r} names no parameter of this backbone")
@@ -291,6 +297,11 @@ class _Run:
         query_y = torch.from_numpy(episode.query_y).to(plan.device)
         return images[:n], support_y, images[n:], query_y
 
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        """The plan's mixed precision, except for full-network MAML (second-order inner loops
+        through bf16 convolutions are not worth the risk): those run in float32."""
+        return contextlib.nullcontext() if self.model.full_network else self.plan.autocast()
+
     def train_mode(self) -> None:
         self.model.train()
         _freeze_batchnorm(self.model)
@@ -307,7 +318,7 @@ class _Run:
         for t in range(cfg.meta_batch):
             episode = self.sampler.episode(self.step_done * cfg.meta_batch + t)
             support_x, support_y, query_x, query_y = self._tensors(episode, self.train_set)
-            with self.plan.autocast():
+            with self._autocast():
                 logits = self.model(support_x, support_y, query_x, self.sampler.way)
             loss = F.cross_entropy(logits.float(), query_y) / cfg.meta_batch
             loss.backward()
@@ -333,7 +344,7 @@ class _Run:
             for i in range(self.config.val_episodes):
                 episode = self.val_sampler.episode(i)
                 support_x, support_y, query_x, query_y = self._tensors(episode, self.val_set)
-                with self.plan.autocast():
+                with self._autocast():
                     logits = self.model(support_x, support_y, query_x, self.val_sampler.way)
                 accuracies.append(float((logits.argmax(1) == query_y).float().mean()))
         return mean_ci95(accuracies)
@@ -443,6 +454,7 @@ def _resume_key(config: MetaTrainConfig) -> dict[str, Any]:
         "state_every",
         "val_every",
         "preload",
+        "time_limit",
     }
     return {k: v for k, v in asdict(config).items() if k not in skip}
 
@@ -458,6 +470,10 @@ def _adapter_learner(
         except ImportError:
             return None
         return MemoryReadWrite(embed_dim)
+    if method == "metalstm":
+        from fewshot_gui.adapters.metalstm import MetaLSTMLearner
+
+        return MetaLSTMLearner(embed_dim, inner_steps)
     if method in OPTIMIZATION and adapt == "head":
         try:
             from fewshot_gui.adapters.maml import HeadLearner
@@ -475,7 +491,7 @@ def meta_train(config: MetaTrainConfig) -> Iterator[Progress | dict[str, Any]]:
     for name in ("way", "shot", "episodes", "meta_batch"):
         if getattr(config, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
-    if config.method in ("maml", "fomaml", "anil", "metasgd") and config.inner_steps < 1:
+    if config.method in (*OPTIMIZATION, "metalstm") and config.inner_steps < 1:
         raise UsageError("--inner-steps must be at least 1")
     plan = plan_device(config.device, image_size=config.image_size or 84)
     run = _Run(config, plan)
@@ -491,6 +507,8 @@ def meta_train(config: MetaTrainConfig) -> Iterator[Progress | dict[str, Any]]:
             loss, acc = run.step()
             elapsed = time.perf_counter() - started
             run.wall_s = wall_before + elapsed
+            if config.time_limit is not None and elapsed >= config.time_limit:
+                total = run.step_done  # out of time: validate and save as at the planned end
             rate = (run.step_done - start_step) / max(elapsed, 1e-9)
             yield Progress(
                 run.step_done,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-METHODS = ("metric", "memory", "maml", "fomaml", "anil", "metasgd")
+METHODS = ("metric", "memory", "maml", "fomaml", "anil", "metasgd", "metalstm")
 OPTIMIZATION = ("maml", "fomaml", "anil", "metasgd")
 
 

@@ -51,7 +51,8 @@ SOURCE_ROLE = Qt.ItemDataRole.UserRole + 4
 FAILED_ROLE = Qt.ItemDataRole.UserRole + 5
 BASE_ROLE = Qt.ItemDataRole.UserRole + 6
 CELL = 140
-THUMB = 112
+THUMB = 108
+"""Thumbnail size that fits a cell unscaled (drawn 1:1: no scaling per paint)."""
 
 SORTS = {"folder order": "order", "least confident first": "confidence", "file name": "name"}
 PENDING = -1
@@ -164,18 +165,32 @@ class ImageListModel(QAbstractListModel):
 
     def update_predictions(self, predictions) -> None:
         """Merge predictions (a batch, or all images) into the model; cheap for 100,000 rows."""
-        paths = list(predictions.paths)
-        if not paths:
+        paths = predictions.paths
+        if not len(paths):
             return
         before = len(self.paths)
-        rows = self._grow(paths)
-        lookup = np.array([self._code_of(n) for n in [*predictions.classes, UNKNOWN]], np.int32)
-        name_to_col = {n: k for k, n in enumerate([*predictions.classes, UNKNOWN])}
-        self.codes[rows] = lookup[[name_to_col[lab] for lab in predictions.labels]]
+        if paths == self.paths:  # a full re-label in the same order (after a correction)
+            rows = np.arange(len(paths), dtype=np.int64)
+        else:
+            rows = self._grow(list(paths))
+        classes = list(predictions.classes)
+        lookup = np.array([self._code_of(n) for n in [*classes, UNKNOWN]], np.int32)
+        probs = np.asarray(predictions.probabilities)
+        if probs.ndim == 2 and probs.shape[1] == len(classes) and len(classes):
+            col = probs.argmax(axis=1)
+            labels = predictions.labels
+            if labels.count(UNKNOWN):  # C-speed check; the slow path only when needed
+                unknown = np.fromiter((lab == UNKNOWN for lab in labels), bool, len(labels))
+                col[unknown] = len(classes)
+        else:
+            name_to_col = {n: k for k, n in enumerate([*classes, UNKNOWN])}
+            col = np.array([name_to_col[lab] for lab in predictions.labels], np.int64)
+        self.codes[rows] = lookup[col]
         self.conf[rows] = np.asarray(predictions.confidences, np.float32)
-        for r in rows:
-            self.failed.pop(int(r), None)
-        self._after_change(before)
+        if self.failed:
+            for r in set(self.failed).intersection(rows.tolist()):
+                del self.failed[r]
+        self._after_change(before, rows)
 
     def add_failures(self, failures: Sequence) -> None:
         """Mark files that failed (``FileFailure``) so the "failed" filter lists them."""
@@ -183,9 +198,9 @@ class ImageListModel(QAbstractListModel):
         rows = self._grow([f.path for f in failures])
         for r, f in zip(rows, failures, strict=True):
             self.failed[int(r)] = f.reason
-        self._after_change(before)
+        self._after_change(before, rows)
 
-    def _after_change(self, before: int) -> None:
+    def _after_change(self, before: int, changed: np.ndarray) -> None:
         natural = self.filter_kind == "all" and self.sort == "order"
         if natural and len(self.order) == before:
             n = len(self.paths)
@@ -194,7 +209,9 @@ class ImageListModel(QAbstractListModel):
                 self.order = np.arange(n, dtype=np.int64)
                 self.pos = self.order.copy()
                 self.endInsertRows()
-            self._all_changed()
+            old = changed[changed < before]  # rows that existed: repaint only their span
+            if len(old):
+                self.dataChanged.emit(self.index(int(old.min())), self.index(int(old.max())))
         else:
             self.reorder_later()
 
@@ -292,14 +309,16 @@ class CellDelegate(QStyledItemDelegate):
         rect = option.rect.adjusted(3, 3, -3, -3)
         painter.save()
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        painter.fillRect(rect, option.palette.highlight() if selected else QColor("#2b2b2b"))
+        painter.fillRect(rect, QColor("#505050") if selected else QColor("#2b2b2b"))
         label = index.data(LABEL_ROLE)
         color = self.state.color(label) if label and label != UNKNOWN else QColor("#9e9e9e")
         image = index.data(Qt.ItemDataRole.DecorationRole)
         area = QRect(rect.x() + 4, rect.y() + 4, rect.width() - 8, rect.height() - 26)
         if isinstance(image, QImage) and not image.isNull():
-            scaled = image.size().scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, scaled.width(), scaled.height())
+            size = image.size()
+            if size.width() > area.width() or size.height() > area.height():
+                size = size.scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(0, 0, size.width(), size.height())
             target.moveCenter(area.center())
             painter.drawImage(target, image)
         failed = index.data(FAILED_ROLE)
@@ -319,6 +338,9 @@ class CellDelegate(QStyledItemDelegate):
             pen = QPen(color, 3)
             painter.setPen(pen)
             painter.drawRect(rect.adjusted(1, 1, -1, -1))
+        if selected:  # the same yellow as the selection rings in the embedding view
+            painter.setPen(QPen(QColor("#ffeb3b"), 3))
+            painter.drawRect(option.rect.adjusted(1, 1, -2, -2))
         painter.setPen(QColor("white"))
         painter.setFont(self.small)
         metrics = painter.fontMetrics()
@@ -355,20 +377,24 @@ class ImageView(QListView):
         self.setSpacing(0)
         self.setWrapping(True)
 
-    def paintEvent(self, event) -> None:  # noqa: ANN001
+    def paintEvent(self, event) -> None:
         super().paintEvent(event)
         if self.model() is not None and self.model().rowCount() == 0:
             painter = QPainter(self.viewport())
             painter.setPen(QColor("#888"))
-            painter.drawText(self.viewport().rect().adjusted(20, 20, -20, -20),
-                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             self.placeholder)
+            painter.drawText(
+                self.viewport().rect().adjusted(20, 20, -20, -20),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.placeholder,
+            )
             painter.end()
 
-    placeholder = ("1. Add classes and drop a few example images on each.\n"
-                   "2. Choose the folder to label.\n3. Press ▶ Label folder.\n\n"
-                   "Then correct labels with keys 1–9 (Enter accepts), sort by least confident "
-                   "first to review, and lasso clusters in the embedding view.")
+    placeholder = (
+        "1. Add classes and drop a few example images on each.\n"
+        "2. Choose the folder to label.\n3. Press ▶ Label folder.\n\n"
+        "Then correct labels with keys 1–9 (Enter accepts), sort by least confident "
+        "first to review, and lasso clusters in the embedding view."
+    )
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
@@ -449,8 +475,14 @@ class ImageGrid(QWidget):
             self.filter_box.addItem(text, data)
         for name in self.state.names():
             self.filter_box.addItem(f"class: {name}", ("class", name))
-        found = next((k for k in range(self.filter_box.count())
-                      if current and tuple(self.filter_box.itemData(k)) == tuple(current)), -1)
+        found = next(
+            (
+                k
+                for k in range(self.filter_box.count())
+                if current and tuple(self.filter_box.itemData(k)) == tuple(current)
+            ),
+            -1,
+        )
         self.filter_box.setCurrentIndex(max(0, found))
         self.filter_box.blockSignals(False)
         if current and found < 0:

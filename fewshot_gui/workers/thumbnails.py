@@ -8,6 +8,7 @@ so an edited file gets a fresh thumbnail. QImage (not QPixmap) is safe to build 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections import OrderedDict
@@ -48,11 +49,11 @@ def decode_thumbnail(path: str, size: int, cache_dir: Path | None) -> QImage:
         if cached.exists():
             image = QImage(str(cached))
             if not image.isNull():
-                return image
+                return image.convertToFormat(QImage.Format.Format_RGB32)
     from fewshot_gui.data.decode import load_thumbnail
 
     pil = load_thumbnail(path, size)
-    image = _to_qimage(pil)
+    image = _to_qimage(pil).convertToFormat(QImage.Format.Format_RGB32)
     if key is not None and cache_dir is not None:
         try:
             folder = cache_dir / key[:2]
@@ -80,9 +81,11 @@ class _Job(QRunnable):
         try:
             image = decode_thumbnail(self.path, self.size, self.cache_dir)
         except Exception as error:  # DecodeError or anything odd: report, never crash
-            self.signals.failed.emit(self.path, self.size, str(error) or type(error).__name__)
+            with contextlib.suppress(RuntimeError):  # the loader may be gone by now
+                self.signals.failed.emit(self.path, self.size, str(error) or type(error).__name__)
             return
-        self.signals.done.emit(self.path, self.size, image)
+        with contextlib.suppress(RuntimeError):
+            self.signals.done.emit(self.path, self.size, image)
 
 
 class ThumbnailLoader(QObject):

@@ -79,6 +79,11 @@ def test_half_transparent_blends(tmp_path: Path) -> None:
     assert abs(int(_pixels(load_image_rgb(path))[0, 0, 0]) - 127) <= 1
 
 
+def _mode(path: Path) -> str:
+    with Image.open(path) as image:
+        return image.mode
+
+
 def _save_array(path: Path, array: np.ndarray) -> Path:
     Image.fromarray(array).save(path)
     return path
@@ -87,7 +92,7 @@ def _save_array(path: Path, array: np.ndarray) -> Path:
 def test_sixteen_bit_scaled_not_clipped(tmp_path: Path) -> None:
     array = np.array([[0, 18000], [40000, 65535]], dtype=np.uint16)
     path = _save_array(tmp_path / "i16.png", array)
-    assert Image.open(path).mode == "I;16"
+    assert _mode(path) == "I;16"
     grey = _pixels(load_image_rgb(path))[..., 0]
     assert grey.tolist() == [[0, 70], [156, 255]]
 
@@ -100,10 +105,10 @@ def test_twelve_bit_data_uses_its_own_range(tmp_path: Path) -> None:
 
 def test_int32_and_float_images(tmp_path: Path) -> None:
     signed = _save_array(tmp_path / "i.tif", np.array([[-1000, 0], [1000, 3000]], dtype=np.int32))
-    assert Image.open(signed).mode == "I"
+    assert _mode(signed) == "I"
     assert _pixels(load_image_rgb(signed))[..., 0].tolist() == [[0, 64], [128, 255]]
     unit = _save_array(tmp_path / "f.tif", np.array([[0.0, 0.5], [1.0, np.nan]], np.float32))
-    assert Image.open(unit).mode == "F"
+    assert _mode(unit) == "F"
     assert _pixels(load_image_rgb(unit))[..., 0].tolist() == [[0, 128], [255, 0]]
     wide = _save_array(tmp_path / "g.tif", np.array([[-5.0, 0.0], [5.0, 5.0]], np.float32))
     assert _pixels(load_image_rgb(wide))[..., 0].tolist() == [[0, 128], [255, 255]]
@@ -127,7 +132,8 @@ def test_exif_orientation(tmp_path: Path, make_image, orientation: int, white_co
             corner = pixels[4 + row * (h - 9), 4 + col * (w - 9)]
             is_white = bool((corner > 240).all())
             assert is_white == ((row, col) == white_corner), (orientation, row, col, corner)
-    assert decode_image(path).size == image.size
+    with decode_image(path) as lazy:
+        assert lazy.size == image.size
 
 
 def test_damaged_exif_is_ignored(tmp_path: Path, make_image) -> None:
@@ -137,11 +143,11 @@ def test_damaged_exif_is_ignored(tmp_path: Path, make_image) -> None:
 
 def test_plain_jpeg_is_lazy_so_draft_mode_works(tmp_path: Path, make_image) -> None:
     path = make_image(tmp_path / "big.jpg", size=(800, 600))
-    image = decode_image(path)
-    assert image.format == "JPEG" and image.mode == "RGB"
-    image.draft("RGB", (200, 200))  # effective only before decoding
-    assert image.size == (400, 300)
-    assert np.abs(_pixels(image)[500 // 2 - 1, 700 // 2] - RED).max() <= 6
+    with decode_image(path) as image:
+        assert image.format == "JPEG" and image.mode == "RGB"
+        image.draft("RGB", (200, 200))  # effective only before decoding
+        assert image.size == (400, 300)
+        assert np.abs(_pixels(image)[500 // 2 - 1, 700 // 2] - RED).max() <= 6
 
 
 @pytest.mark.parametrize("fmt", ["gif", "webp", "tiff", "png"])
@@ -149,7 +155,8 @@ def test_first_frame_of_animations(tmp_path: Path, fmt: str) -> None:
     frames = [Image.new("RGB", (16, 16), c) for c in ((250, 0, 0), (0, 250, 0), (0, 0, 250))]
     path = tmp_path / f"anim.{fmt}"
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=40, loop=0)
-    assert getattr(Image.open(path), "n_frames", 1) == 3
+    with Image.open(path) as opened:
+        assert getattr(opened, "n_frames", 1) == 3
     pixels = _pixels(load_image_rgb(path))
     assert pixels[8, 8, 0] > 200 and pixels[8, 8, 1] < 50
 
@@ -196,7 +203,7 @@ def test_lazy_truncated_jpeg_error_is_described(tmp_path: Path, make_image) -> N
     data = make_image(tmp_path / "ok.jpg", size=(200, 150)).read_bytes()
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
     image = decode_image(tmp_path / "cut.jpg")  # header is fine: decoding happens later
-    with pytest.raises(OSError) as info:
+    with image, pytest.raises(OSError) as info:
         image.load()
     assert describe_error(info.value) == decode.TRUNCATED
 
@@ -267,5 +274,6 @@ def test_decoding_never_writes(tmp_path: Path, make_image) -> None:
     before = (path.read_bytes(), path.stat().st_mtime_ns)
     load_image_rgb(path)
     load_thumbnail(path, 16)
-    decode_image(path).load()
+    with decode_image(path) as image:
+        image.load()
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before

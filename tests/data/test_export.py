@@ -26,17 +26,24 @@ def images(tmp_path):
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     files = {}
-    for name, data in (("a.jpg", b"aaa"), ("b.jpg", b"bbbb"), ("sub/a.jpg", b"AAA"),
-                       ("c.png", b"cc")):
+    for name, data in (
+        ("a.jpg", b"aaa"),
+        ("b.jpg", b"bbbb"),
+        ("sub/a.jpg", b"AAA"),
+        ("c.png", b"cc"),
+    ):
         (src / name).write_bytes(data)
         files[name] = src / name
     return files
 
 
 def _rows(files):
-    return [LabelRow(str(files["a.jpg"]), "cat", 0.9), LabelRow(str(files["sub/a.jpg"]), "cat", 0.8),
-            LabelRow(str(files["b.jpg"]), "dog", 1.0, "user"),
-            LabelRow(str(files["c.png"]), "unknown", 0.3)]
+    return [
+        LabelRow(str(files["a.jpg"]), "cat", 0.9),
+        LabelRow(str(files["sub/a.jpg"]), "cat", 0.8),
+        LabelRow(str(files["b.jpg"]), "dog", 1.0, "user"),
+        LabelRow(str(files["c.png"]), "unknown", 0.3),
+    ]
 
 
 def test_copy_resolves_collisions_and_keeps_originals(tmp_path, images):
@@ -67,10 +74,13 @@ def test_move_and_undo_after_restart_in_a_new_process(tmp_path, images):
     journal = dest / JOURNAL_NAME
     lines = [json.loads(line) for line in journal.read_text().splitlines()]
     assert sum(e.get("state") == "begin" and e["op"] == "move" for e in lines) == 4
-    code = "from fewshot_gui.data.export import undo_export; import sys; " \
-           "r = undo_export(sys.argv[1]); print(len(r.undone), len(r.failures))"
-    out = subprocess.run([sys.executable, "-c", code, str(dest)], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "from fewshot_gui.data.export import undo_export; import sys; "
+        "r = undo_export(sys.argv[1]); print(len(r.undone), len(r.failures))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(dest)], capture_output=True, text=True, check=True
+    )
     assert out.stdout.split() == ["4", "0"]
     assert images["sub/a.jpg"].read_bytes() == b"AAA" and images["a.jpg"].read_bytes() == b"aaa"
     assert not (dest / "cat").exists()  # empty class folders removed
@@ -132,7 +142,11 @@ def test_labels_csv_and_json(tmp_path, images):
     rows = _rows(images)
     with open(write_labels(rows, tmp_path / "labels.csv"), newline="") as handle:
         table = list(csv.DictReader(handle))
-    assert table[2] == {"path": str(images["b.jpg"]), "label": "dog", "confidence": "1.000000",
-                        "source": "user"}
+    assert table[2] == {
+        "path": str(images["b.jpg"]),
+        "label": "dog",
+        "confidence": "1.000000",
+        "source": "user",
+    }
     data = json.loads(write_labels(rows, tmp_path / "labels.json").read_text())
     assert data[0]["label"] == "cat" and data[0]["source"] == "model"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from fewshot_gui.core.errors import DecodeError
 from fewshot_gui.core.types import FileFailure
 from fewshot_gui.data import loader
 from fewshot_gui.data.decode import load_image_rgb
@@ -167,3 +168,11 @@ def test_bad_folder_loads_without_changing_any_file(bad_folder) -> None:
     for path, expected in bad_folder.invalid.items():
         assert expected in reasons[path], (path, reasons[path])
     assert bad_folder.snapshot() == before
+
+
+def test_load_uint8_raises_decode_error_for_lazy_truncated_jpeg(tmp_path: Path, make_image) -> None:
+    data = make_image(tmp_path / "ok.jpg", size=(200, 150)).read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DecodeError, match="truncated"):
+        loader.load_uint8(tmp_path / "cut.jpg", PRE)
+    assert loader.load_uint8(tmp_path / "ok.jpg", PRE).shape == (3, 32, 32)

@@ -18,8 +18,10 @@ from fewshot_gui.data.project import (
 
 def _project(root) -> Project:
     return Project(
-        [ClassInfo("cat", "#ff0000", [str(root / "ex" / "c1.jpg")]),
-         ClassInfo("dog", "#00ff00", ["/elsewhere/d1.jpg"])],
+        [
+            ClassInfo("cat", "#ff0000", [str(root / "ex" / "c1.jpg")]),
+            ClassInfo("dog", "#00ff00", ["/elsewhere/d1.jpg"]),
+        ],
         {str(root / "imgs" / "a.jpg"): "dog"},
         {"folder": str(root / "imgs"), "method": "memory", "encoder": "conv4"},
     )
@@ -30,8 +32,10 @@ def test_round_trip_keeps_everything(tmp_path):
     path = save_project(project, tmp_path / "p.fewshot")
     loaded = load_project(path)
     assert loaded == project
-    assert loaded.support() == {"cat": [str(tmp_path / "ex" / "c1.jpg")],
-                                "dog": ["/elsewhere/d1.jpg", str(tmp_path / "imgs" / "a.jpg")]}
+    assert loaded.support() == {
+        "cat": [str(tmp_path / "ex" / "c1.jpg")],
+        "dog": ["/elsewhere/d1.jpg", str(tmp_path / "imgs" / "a.jpg")],
+    }
 
 
 def test_paths_inside_the_project_folder_are_relative_so_it_can_move(tmp_path):
@@ -54,16 +58,18 @@ def test_newer_version_is_refused_with_a_plain_message(tmp_path):
 
 def test_version_0_is_migrated(tmp_path):
     path = tmp_path / "old.fewshot"
-    path.write_text(json.dumps({"classes": {"cat": ["c.jpg"]}, "folder": "imgs",
-                                "method": "metric"}))
+    path.write_text(
+        json.dumps({"classes": {"cat": ["c.jpg"]}, "folder": "imgs", "method": "metric"})
+    )
     project = load_project(path)
     assert project.class_names() == ["cat"]
     assert project.classes[0].examples == [str(tmp_path / "c.jpg")]
     assert project.settings == {"folder": str(tmp_path / "imgs"), "method": "metric"}
 
 
-@pytest.mark.parametrize("text", ["not json", "[1, 2]", '{"format": "other"}',
-                                  '{"version": 1, "classes": [{"nom": 1}]}'])
+@pytest.mark.parametrize(
+    "text", ["not json", "[1, 2]", '{"format": "other"}', '{"version": 1, "classes": [{"nom": 1}]}']
+)
 def test_damaged_files_give_usage_errors(tmp_path, text):
     path = tmp_path / "bad.fewshot"
     path.write_text(text)

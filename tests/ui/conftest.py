@@ -9,11 +9,11 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import pytest
+from PIL import Image
 
-from fewshot_gui.core.types import FileFailure, Predictions, Progress  # noqa: E402
+from fewshot_gui.core.types import FileFailure, Predictions, Progress
 
 
 class FakeBatch:
@@ -57,8 +57,12 @@ class FakeSession:
 
     def _predict(self, paths: list[str]) -> Predictions:
         classes = self.classes
-        protos = np.stack([np.mean([self.vectors[p] for p, c in self.support.items() if c == k], 0)
-                           for k in classes])
+        protos = np.stack(
+            [
+                np.mean([self.vectors[p] for p, c in self.support.items() if c == k], 0)
+                for k in classes
+            ]
+        )
         x = np.stack([self.vectors[p] for p in paths]) if paths else np.zeros((0, 3))
         d = ((x[:, None, :] - protos[None]) ** 2).sum(-1) / 1000.0
         e = np.exp(-(d - d.min(1, keepdims=True)))
@@ -75,7 +79,7 @@ class FakeSession:
         yield Progress(0, len(files), "labeling")
         try:
             for start in range(0, len(files), self.batch):
-                chunk, failures, ok = files[start:start + self.batch], [], []
+                chunk, failures, ok = files[start : start + self.batch], [], []
                 for p in chunk:
                     try:
                         self._embed(p)
@@ -121,7 +125,9 @@ def write_colour_images(root: Path, per_class: int = 6, examples: int = 2):
     support, truth = {}, {}
     for name, rgb in COLORS.items():
         for i in range(examples + per_class):
-            pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (24, 24, 3)), 0, 255).astype(np.uint8)
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (24, 24, 3)), 0, 255).astype(
+                np.uint8
+            )
             if i < examples:
                 path = root / "examples" / name / f"{name}{i}.png"
             else:
@@ -158,9 +164,12 @@ def make_app(qtbot, tmp_path):
             sessions.append(session)
             return session
 
-        settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-        controller = AppController(factory or fake, settings=settings, thumbnail_cache=None,
-                                   **kwargs)
+        settings = AppSettings(
+            QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+        )
+        controller = AppController(
+            factory or fake, settings=settings, thumbnail_cache=None, **kwargs
+        )
         controller.sessions = sessions
         qtbot.addWidget(controller.window)
         made.append(controller)

@@ -25,18 +25,25 @@ def _run(qtbot, app, timeout=10000):
     return blocker.args[1]
 
 
-def test_dropping_files_on_a_class_adds_examples_and_undo_removes_them(make_app, qtbot,
-                                                                       colour_images):
+def test_dropping_files_on_a_class_adds_examples_and_undo_removes_them(
+    make_app, qtbot, colour_images
+):
     app = make_app()
     support, _ = colour_images
     app.add_class("red")
     app.add_class("blue")
     card = app.window.classes.card("blue")
     mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(p) for p in support["blue"]]
-                 + [QUrl.fromLocalFile("/tmp/notes.txt")])
-    event = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
-                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    mime.setUrls(
+        [QUrl.fromLocalFile(p) for p in support["blue"]] + [QUrl.fromLocalFile("/tmp/notes.txt")]
+    )
+    event = QDropEvent(
+        QPointF(5, 5),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     card.dropEvent(event)
     assert app.state.find("blue").examples == support["blue"]  # the .txt is not an image
     assert app.window.classes.card("blue").strip.count() == 2
@@ -59,11 +66,13 @@ def test_full_run_labels_every_image_and_lists_failures(make_app, qtbot, colour_
     assert app.window.controls.device.text() == "device: FakeDevice"
     app.window.grid.set_filter("failed")
     assert model.rowCount() == 1 and model.data(model.index(0), Qt.ItemDataRole.DisplayRole) == (
-        "broken.png")
+        "broken.png"
+    )
 
 
-def test_correction_joins_support_relabels_and_undo_reverts(make_app, qtbot, colour_images,
-                                                            tmp_path):
+def test_correction_joins_support_relabels_and_undo_reverts(
+    make_app, qtbot, colour_images, tmp_path
+):
     app = make_app()
     support, truth = colour_images
     _setup(app, support, tmp_path / "folder")
@@ -84,8 +93,9 @@ def test_correction_joins_support_relabels_and_undo_reverts(make_app, qtbot, col
     assert model.label(model.index_of[target]) == "green"
 
 
-def test_enter_accepts_the_prediction_and_selects_the_next_image(make_app, qtbot, colour_images,
-                                                                 tmp_path):
+def test_enter_accepts_the_prediction_and_selects_the_next_image(
+    make_app, qtbot, colour_images, tmp_path
+):
     app = make_app()
     support, _ = colour_images
     _setup(app, support, tmp_path / "folder")
@@ -141,8 +151,9 @@ def test_bad_folder_gives_a_message_not_a_crash(make_app, qtbot, colour_images, 
     assert "example" in app2.window.messages.label.text()
 
 
-def test_engine_error_reaches_the_window_as_a_plain_message(make_app, qtbot, colour_images,
-                                                            tmp_path):
+def test_engine_error_reaches_the_window_as_a_plain_message(
+    make_app, qtbot, colour_images, tmp_path
+):
     from fewshot_gui.core.errors import UsageError
 
     def broken(_settings):
@@ -179,10 +190,13 @@ def test_rename_and_delete_class_refit_the_session(make_app, qtbot, colour_image
         app.rename_class("blue", "navy")
     assert app.sessions[-1].calls[-1][0] == "set_support"
     assert "navy" in app.sessions[-1].calls[-1][1]
-    assert "navy" in set(app.window.grid.model.label(i) for i in range(len(app.window.grid.model.paths)))
+    assert "navy" in set(
+        app.window.grid.model.label(i) for i in range(len(app.window.grid.model.paths))
+    )
     with qtbot.waitSignal(app.jobDone, timeout=3000):
-        app.push(__import__("fewshot_gui.ui.commands", fromlist=["x"]).DeleteClass(app.state,
-                                                                                   "navy"))
+        app.push(
+            __import__("fewshot_gui.ui.commands", fromlist=["x"]).DeleteClass(app.state, "navy")
+        )
     labels = {app.window.grid.model.label(i) for i in range(len(app.window.grid.model.paths))}
     assert labels <= {"red", "green", UNKNOWN}
 

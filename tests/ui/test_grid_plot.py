@@ -17,8 +17,9 @@ from fewshot_gui.ui.state import LabelState
 def _predictions(n: int, seed: int = 0) -> Predictions:
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet([1.0, 1.0, 1.0], n).astype(np.float32)
-    return Predictions.from_probabilities([f"/img/{i:06d}.jpg" for i in range(n)],
-                                          ["a", "b", "c"], probs, unknown_threshold=0.4)
+    return Predictions.from_probabilities(
+        [f"/img/{i:06d}.jpg" for i in range(n)], ["a", "b", "c"], probs, unknown_threshold=0.4
+    )
 
 
 def test_grid_handles_100k_images_sorts_and_filters_fast(qtbot):
@@ -32,10 +33,15 @@ def test_grid_handles_100k_images_sorts_and_filters_fast(qtbot):
     pred = _predictions(100_000)
     started = time.perf_counter()
     for start in range(0, 100_000, 25_000):  # streamed in batches, as the worker does
-        grid.model.update_predictions(Predictions(
-            pred.paths[start:start + 25_000], pred.classes,
-            pred.probabilities[start:start + 25_000], pred.labels[start:start + 25_000],
-            pred.confidences[start:start + 25_000]))
+        grid.model.update_predictions(
+            Predictions(
+                pred.paths[start : start + 25_000],
+                pred.classes,
+                pred.probabilities[start : start + 25_000],
+                pred.labels[start : start + 25_000],
+                pred.confidences[start : start + 25_000],
+            )
+        )
     grid.set_sort("least confident first")
     took = time.perf_counter() - started
     model = grid.model
@@ -52,8 +58,9 @@ def test_grid_handles_100k_images_sorts_and_filters_fast(qtbot):
     assert time.perf_counter() - started < 0.5
 
 
-def test_plot_rectangle_and_lasso_select_in_the_grid_and_back(make_app, qtbot, colour_images,
-                                                              tmp_path):
+def test_plot_rectangle_and_lasso_select_in_the_grid_and_back(
+    make_app, qtbot, colour_images, tmp_path
+):
     app = make_app()
     support, truth = colour_images
     for name, paths in support.items():
@@ -61,16 +68,19 @@ def test_plot_rectangle_and_lasso_select_in_the_grid_and_back(make_app, qtbot, c
         app.state.add_examples(name, paths)
     app.window.controls.folder.setText(str(tmp_path / "folder"))
     plot = app.window.plot
-    with qtbot.waitSignal(plot.projected, timeout=10000):
-        with qtbot.waitSignal(app.jobDone, timeout=10000):
-            app.start()
+    with (
+        qtbot.waitSignal(plot.projected, timeout=10000),
+        qtbot.waitSignal(app.jobDone, timeout=10000),
+    ):
+        app.start()
     coords = plot.coords
     assert coords.shape == (len(truth), 2)
     x0, x1 = np.percentile(coords[:, 0], [0, 50])
     y0, y1 = coords[:, 1].min() - 1, coords[:, 1].max() + 1
     expected = points_in_rect(coords, x0, y0, x1, y1)
-    plot.viewbox.regionSelected.emit("rect", np.array([[x0, y0], [x1, y1]]),
-                                     Qt.KeyboardModifier.NoModifier)
+    plot.viewbox.regionSelected.emit(
+        "rect", np.array([[x0, y0], [x1, y1]]), Qt.KeyboardModifier.NoModifier
+    )
     grid_paths = set(app.window.grid.selected_paths())
     assert grid_paths == {plot.paths[i] for i in np.flatnonzero(expected)} and grid_paths
     triangle = np.array([[x0, y0], [x1, y0], [x1, y1]])
@@ -89,8 +99,7 @@ def test_plot_rectangle_and_lasso_select_in_the_grid_and_back(make_app, qtbot, c
     assert app.state.corrections == {}
 
 
-def test_plot_colours_follow_labels_and_support_is_marked(make_app, qtbot, colour_images,
-                                                          tmp_path):
+def test_plot_colours_follow_labels_and_support_is_marked(make_app, qtbot, colour_images, tmp_path):
     app = make_app()
     support, truth = colour_images
     for name, paths in support.items():

@@ -15,8 +15,7 @@ from fewshot_gui.workers.thumbnails import ThumbnailLoader, cache_key
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    return ensure_demo(tmp_path_factory.mktemp("demo"), examples_per_class=2,
-                       unlabeled_per_class=5)
+    return ensure_demo(tmp_path_factory.mktemp("demo"), examples_per_class=2, unlabeled_per_class=5)
 
 
 def test_demo_set_is_drawn_once_with_truth_and_project(demo):
@@ -30,9 +29,10 @@ def test_demo_set_is_drawn_once_with_truth_and_project(demo):
 def test_real_session_through_the_worker(make_app, qtbot, demo, tmp_path):
     from fewshot_gui.workers.labeling import default_session_factory
 
-    app = make_app(factory=default_session_factory,
-                   session_options={"encoder": "conv4", "device": "cpu",
-                                    "cache_dir": str(tmp_path / "cache")})
+    app = make_app(
+        factory=default_session_factory,
+        session_options={"encoder": "conv4", "device": "cpu", "cache_dir": str(tmp_path / "cache")},
+    )
     assert app.open_project(str(demo.project))
     with qtbot.waitSignal(app.jobDone, timeout=60000) as done:
         assert app.start()
@@ -73,7 +73,17 @@ def test_no_display_gives_one_plain_line():
 
 
 def test_app_module_imports_neither_torch_nor_the_session():
-    code = ("import sys, fewshot_gui.app, fewshot_gui.commands.gui; "
-            "print([m for m in ('torch', 'fewshot_gui.session') if m in sys.modules])")
+    code = (
+        "import sys, fewshot_gui.app, fewshot_gui.commands.gui; "
+        "print([m for m in ('torch', 'fewshot_gui.session') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_missing_xcb_libraries_are_named_with_the_apt_command(monkeypatch):
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setattr("fewshot_gui.commands.gui._loadable", lambda so: "cursor" not in so)
+    message = display_problem({"DISPLAY": ":0"})
+    assert "libxcb-cursor0" in message and "apt-get install libxcb-cursor0" in message
+    assert "\n" not in message
