@@ -17,7 +17,7 @@ mt "$OMNI" --method metric "${OMNI_COMMON[@]}" --way 60 --shot 5 --query 5 --epi
    --val-every 1000 --val-episodes "$(v 200)" --lr 1e-3 --lr-halve-every 2500 \
    --time-limit "$(t 110)" --out "$OUT/omniglot-metric.pt" > "$OUT/omniglot-metric.log" 2>&1 &
 A1=$!
-mt "$FLOWERS" --method metric --backbone efficientnet-lite0 --way 10 --shot 5 --query 6 \
+mt "$FLOWERS" --method metric --backbone efficientnet-lite0 --way "${PHOTOS_WAY:-10}" --shot 5 --query 6 \
    --episodes 100000 --val-fraction 0.2 --val-way 5 --val-shot 1 --val-query 10 --val-every 100 \
    --val-episodes "$(v 100)" --lr 3e-4 --lr-halve-every 400 --freeze-until blocks.4 --preload \
    --time-limit "$(t 170)" --seed 0 --out "$OUT/photos-metric.pt" > "$OUT/photos-metric.log" 2>&1 &

@@ -169,10 +169,8 @@ class ImageListModel(QAbstractListModel):
         if not len(paths):
             return
         before = len(self.paths)
-        if paths == self.paths:  # a full re-label in the same order (after a correction)
-            rows = np.arange(len(paths), dtype=np.int64)
-        else:
-            rows = self._grow(list(paths))
+        same = paths == self.paths  # a full re-label in the same order (after a correction)
+        rows = np.arange(len(paths), dtype=np.int64) if same else self._grow(list(paths))
         classes = list(predictions.classes)
         lookup = np.array([self._code_of(n) for n in [*classes, UNKNOWN]], np.int32)
         probs = np.asarray(predictions.probabilities)
