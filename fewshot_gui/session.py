@@ -18,6 +18,7 @@ import numpy as np
 from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import FileFailure, ImageRecord, Predictions, Progress
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS
+from fewshot_gui.data.folder import record_for
 
 
 @dataclass
@@ -35,16 +36,6 @@ class _Embedded:
     indices: np.ndarray
     embeddings: np.ndarray
     failures: list[tuple[int, FileFailure]]
-
-
-def record_for(path: str | Path) -> ImageRecord:
-    """The identity of one file (absolute path, size, mtime); raises UsageError when missing."""
-    path = Path(path).expanduser().absolute()
-    try:
-        stat = path.stat()
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
-    return ImageRecord(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 class _Rate:
@@ -130,9 +121,10 @@ class LabelingSession:
     @property
     def encoder_id(self) -> str:
         """Identity of the encoder's weights and preprocessing, for the embedding cache."""
+        from fewshot_gui.encoders.registry import embedding_cache_id
+
         self.load()
-        spec = self._loaded.spec
-        return f"{spec.cache_id}|{spec.preprocessing.to_dict()}"
+        return embedding_cache_id(self._loaded.spec)
 
     @property
     def device_name(self) -> str:
@@ -181,14 +173,26 @@ class LabelingSession:
         from fewshot_gui.data.loader import iter_batches
 
         plan, spec = self._plan, self._loaded.spec
-        batches = iter_batches(
-            records,
-            spec.preprocessing,
-            plan.batch_size,
-            plan.num_workers,
-            pin_memory=plan.pin_memory,
-            max_pixels=self.max_pixels,
-        )
+        if getattr(plan, "decode_on_device", False):  # JPEGs decoded by nvJPEG, on the GPU
+            from fewshot_gui.data.gpu_decode import iter_batches_on_device
+
+            batches = iter_batches_on_device(
+                records,
+                spec.preprocessing,
+                plan.batch_size,
+                plan.num_workers,
+                plan.device,
+                max_pixels=self.max_pixels,
+            )
+        else:
+            batches = iter_batches(
+                records,
+                spec.preprocessing,
+                plan.batch_size,
+                plan.num_workers,
+                pin_memory=plan.pin_memory,
+                max_pixels=self.max_pixels,
+            )
         try:
             for batch in batches:
                 indices = np.asarray(batch.indices, dtype=np.int64)

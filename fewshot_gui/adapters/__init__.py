@@ -3,6 +3,7 @@
 Importing this package registers every method; use :func:`create_adapter` by name.
 """
 
+from fewshot_gui.adapters import auto as _auto  # noqa: F401  (after the methods it picks from)
 from fewshot_gui.adapters import maml as _maml  # noqa: F401  (registers)
 from fewshot_gui.adapters import memory as _memory  # noqa: F401
 from fewshot_gui.adapters import metalstm as _metalstm  # noqa: F401

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from fewshot_gui.core.errors import UsageError
+
 RELABEL_SIZES = (1_000, 10_000, 100_000)
 
 
@@ -30,6 +32,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--folder", default=None, help="benchmark on this folder instead")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="same architecture and preprocessing with random weights (throughput only; "
+        "nothing downloaded)",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="stop each throughput measurement after about this many seconds",
+    )
+    parser.add_argument(
         "--methods",
         default=None,
         help="comma-separated adapters for the re-label figures (default: all)",
@@ -40,15 +54,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def make_photos(
-    folder: Path, count: int, size: tuple[int, int] = (500, 375), seed: int = 0
+    folder: Path, count: int, size: tuple[int, int] = (500, 375), seed: int = 0, first: int = 0
 ) -> None:
-    """Write ``count`` photo-like JPEGs (smooth colour fields plus texture and noise)."""
+    """Write ``count`` photo-like JPEGs (smooth colour fields plus texture and noise), numbered
+    from ``first``."""
     from PIL import Image
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed + first)
     folder.mkdir(parents=True, exist_ok=True)
     w, h = size
-    for i in range(count):
+    for i in range(first, first + count):
         coarse = rng.uniform(0, 255, size=(6, 8, 3)).astype(np.uint8)
         image = Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC)
         pixels = np.asarray(image, dtype=np.int16) + rng.integers(-12, 13, size=(h, w, 3))
@@ -57,22 +72,105 @@ def make_photos(
         )
 
 
+def _make_part(args: tuple[str, int, int, float]) -> int:
+    folder, first, count, deadline = args
+    made = 0
+    for start in range(first, first + count, 50):  # small steps, to stop at the deadline
+        if time.time() > deadline:
+            break
+        step = min(50, first + count - start)
+        make_photos(Path(folder), step, first=start)
+        made += step
+    return made
+
+
+def make_photos_parallel(
+    folder: Path, count: int, processes: int, time_limit: float | None = None
+) -> int:
+    """:func:`make_photos` on ``processes`` processes; stops after ``time_limit`` seconds.
+    Returns how many photos were made."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    deadline = time.time() + (time_limit if time_limit is not None else 1e9)
+    per = -(-count // max(1, processes))
+    parts = [(str(folder), f, min(per, count - f), deadline) for f in range(0, count, per)]
+    if processes <= 1:
+        return sum(map(_make_part, parts))
+    with ProcessPoolExecutor(processes) as pool:
+        return sum(pool.map(_make_part, parts))
+
+
 def _rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
 
-def bench_decode(records: list, preprocessing: Any, plan: Any) -> float:
+def random_weights_encoder(name: str) -> str:
+    """Register ``<name>-random-weights``: ``name``'s architecture and preprocessing with random
+    weights (nothing downloaded); returns the new name."""
+    import dataclasses
+
+    from fewshot_gui.encoders.checkpoint import build_architecture
+    from fewshot_gui.encoders.registry import encoder_names, register_encoder, resolve_encoder
+
+    spec = resolve_encoder(name)
+    if spec.arch_name is None:
+        raise UsageError(f"--random-weights: {name} names no architecture")
+    random_name = f"{spec.name}-random-weights"
+    if random_name not in encoder_names():
+        arch, kwargs = spec.arch_name, dict(spec.arch_kwargs)
+        register_encoder(
+            dataclasses.replace(
+                spec,
+                name=random_name,
+                description=f"{spec.name} architecture, random weights (benchmarks only)",
+                weights_source="random initialisation",
+                build=lambda: build_architecture(arch, kwargs).eval(),
+                check_available=lambda: None,
+                checkpoint_path=None,
+            )
+        )
+    return random_name
+
+
+def _batches(records: list, preprocessing: Any, plan: Any) -> Any:
+    """The loader the session uses on ``plan`` (GPU JPEG decoding on CUDA)."""
+    if getattr(plan, "decode_on_device", False):
+        from fewshot_gui.data.gpu_decode import iter_batches_on_device
+
+        return iter_batches_on_device(
+            records, preprocessing, plan.batch_size, plan.num_workers, plan.device
+        )
     from fewshot_gui.data.loader import iter_batches
 
-    start, n = time.perf_counter(), 0
-    for batch in iter_batches(
+    return iter_batches(
         records, preprocessing, plan.batch_size, plan.num_workers, pin_memory=plan.pin_memory
-    ):
-        n += len(batch.indices)
+    )
+
+
+def _sync(plan: Any) -> None:
+    if plan.is_cuda:
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def bench_decode(
+    records: list, preprocessing: Any, plan: Any, time_limit: float | None = None
+) -> float:
+    start, n = time.perf_counter(), 0
+    batches = _batches(records, preprocessing, plan)
+    try:
+        for batch in batches:
+            n += len(batch)
+            if time_limit is not None and time.perf_counter() - start > time_limit:
+                break
+        _sync(plan)
+    finally:
+        batches.close()
     return _rate(n, time.perf_counter() - start)
 
 
-def bench_model(loaded: Any, plan: Any, count: int) -> float:
+def bench_model(loaded: Any, plan: Any, count: int, time_limit: float | None = None) -> float:
     import torch
 
     from fewshot_gui.core.device import inference
@@ -92,19 +190,22 @@ def bench_model(loaded: Any, plan: Any, count: int) -> float:
 
     step()  # warm-up (cudnn autotune, lazy init)
     batches = max(1, count // plan.batch_size)
-    if plan.is_cuda:
-        torch.cuda.synchronize()
-    start = time.perf_counter()
+    _sync(plan)
+    start, done = time.perf_counter(), 0
     for _ in range(batches):
         step()
-    if plan.is_cuda:
-        torch.cuda.synchronize()
-    return _rate(batches * plan.batch_size, time.perf_counter() - start)
+        done += 1
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            break
+    _sync(plan)
+    return _rate(done * plan.batch_size, time.perf_counter() - start)
 
 
 def bench_end_to_end(
-    encoder: str, device: str, records: list, cache_dir: Path
+    encoder: str, device: str, records: list, cache_dir: Path, time_limit: float | None = None
 ) -> tuple[float, int]:
+    """Images/s of ``LabelingSession.label`` (decode, model, adapter), no embedding cache."""
+    from fewshot_gui.core.types import Progress
     from fewshot_gui.session import LabelingSession
 
     session = LabelingSession(encoder=encoder, device=device, cache_dir=cache_dir, use_cache=False)
@@ -112,11 +213,18 @@ def bench_end_to_end(
     examples = {"a": [records[0].path], "b": [records[1].path]}
     for _ in session.set_support(examples):
         pass
-    start = time.perf_counter()
-    for _ in session.label(records):
-        pass
+    start, done = time.perf_counter(), 0
+    labeling = session.label(records)
+    try:
+        for item in labeling:
+            if isinstance(item, Progress):
+                done = item.done
+            if time_limit is not None and time.perf_counter() - start > time_limit:
+                break
+    finally:
+        labeling.close()
     seconds = time.perf_counter() - start
-    return _rate(len(session.predictions().paths), seconds), session.embedded_count
+    return _rate(done, seconds), session.embedded_count
 
 
 def bench_relabel(methods: list[str], sizes: list[int], dim: int, repeats: int = 5) -> dict:
@@ -166,22 +274,28 @@ def run(args: argparse.Namespace) -> int:
             log(f"making {args.images} synthetic 500×375 JPEGs …")
             make_photos(folder, args.images)
         records = scan_folder(folder)
+        if len(records) < 2:
+            raise UsageError(f"{folder} holds fewer than 2 images")
+        encoder = random_weights_encoder(args.encoder) if args.random_weights else args.encoder
         plan = plan_device(args.device)
-        loaded = load_encoder(args.encoder, plan)
+        loaded = load_encoder(encoder, plan)
         plan = plan_device(args.device, loaded.spec.preprocessing.crop)
         rss_start = peak_rss_mb()
         log(f"{len(records)} images, {loaded.spec.name} on {plan.name}, batch {plan.batch_size}")
-        decode = bench_decode(records, loaded.spec.preprocessing, plan)
+        limit = args.time_limit
+        decode = bench_decode(records, loaded.spec.preprocessing, plan, limit)
         log(f"decode only   {decode:8.1f} img/s")
-        model = bench_model(loaded, plan, len(records))
+        model = bench_model(loaded, plan, len(records), limit)
         log(f"model only    {model:8.1f} img/s")
         del loaded
-        end_to_end, _ = bench_end_to_end(args.encoder, args.device, records, Path(tmp))
+        end_to_end, _ = bench_end_to_end(encoder, args.device, records, Path(tmp), limit)
         ratio = end_to_end / min(decode, model)
         log(f"end to end    {end_to_end:8.1f} img/s  (ratio to min(decode, model): {ratio:.2f})")
         result: dict[str, Any] = {
             "machine": plan.name,
             "encoder": args.encoder,
+            "random_weights": bool(args.random_weights),
+            "device_decode": bool(getattr(plan, "decode_on_device", False)),
             "images": len(records),
             "batch_size": plan.batch_size,
             "decode_only_img_s": round(decode, 1),

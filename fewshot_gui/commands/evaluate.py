@@ -41,6 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--json", action="store_true", help="print exactly one JSON object on stdout")
     add("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     add("--threads", type=int, help="CPU threads for torch")
+    parser.add_argument("--cache-dir", default=None, help="embedding cache folder")
+    parser.add_argument("--no-cache", action="store_true", help="embed without the on-disk cache")
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -77,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         options=_options(args.option),
         device=args.device,
         threads=args.threads,
+        use_cache=not args.no_cache,
+        cache_dir=args.cache_dir,
     )
     tty = sys.stderr.isatty() and not args.json
     result: dict[str, Any] = {}

@@ -22,6 +22,7 @@ class DevicePlan:
 
     ``autocast_dtype`` is None for full precision. ``batch_size`` is the starting batch size for
     inference at ``image_size``; callers halve it on out-of-memory (see :func:`is_out_of_memory`).
+    ``decode_on_device``: decode JPEGs on the device (nvJPEG, see ``data/gpu_decode.py``).
     """
 
     device: torch.device
@@ -31,6 +32,7 @@ class DevicePlan:
     num_workers: int
     pin_memory: bool
     channels_last: bool
+    decode_on_device: bool = False
 
     @property
     def is_cuda(self) -> bool:
@@ -65,6 +67,18 @@ def cpu_count() -> int:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+def gpu_decode_available() -> bool:
+    """True when torchvision can decode JPEGs on CUDA (nvJPEG); ``FEWSHOT_GPU_DECODE=0`` turns it
+    off."""
+    if os.environ.get("FEWSHOT_GPU_DECODE", "1") == "0" or not torch.cuda.is_available():
+        return False
+    try:
+        from torchvision.io import decode_jpeg  # noqa: F401
+    except Exception:
+        return False
+    return True
 
 
 def plan_device(requested: str = "auto", image_size: int = 224) -> DevicePlan:
@@ -103,6 +117,7 @@ def plan_device(requested: str = "auto", image_size: int = 224) -> DevicePlan:
             workers,
             True,
             True,
+            decode_on_device=gpu_decode_available(),
         )
     if requested == "mps":
         if not _mps_available():

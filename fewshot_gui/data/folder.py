@@ -12,6 +12,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 
 from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import ImageRecord
@@ -101,3 +102,13 @@ def scan_class_folders(root: str | os.PathLike[str]) -> dict[str, list[ImageReco
             continue
         classes[entry.name] = sorted(_walk(entry.path, {seen_root}), key=lambda r: r.path)
     return classes
+
+
+def record_for(path: str | Path) -> ImageRecord:
+    """The identity of one file (absolute path, size, mtime); raises UsageError when missing."""
+    path = Path(path).expanduser().absolute()
+    try:
+        info = path.stat()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    return ImageRecord(str(path), info.st_size, info.st_mtime_ns)

@@ -282,6 +282,11 @@ def load_encoder(
     return LoadedEncoder(spec, model, adapter_state, metadata, adapter_method)
 
 
+def embedding_cache_id(spec: EncoderSpec) -> str:
+    """Key of an encoder's embeddings in the on-disk cache: weights and preprocessing."""
+    return f"{spec.cache_id}|{spec.preprocessing.to_dict()}"
+
+
 def default_encoder_name() -> str:
     """``photos`` when one of its checkpoints is in ``resources/``, else ``efficientnet-lite0``."""
     return "photos" if find_family_checkpoint("photos") is not None else "efficientnet-lite0"

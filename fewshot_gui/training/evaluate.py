@@ -49,6 +49,8 @@ class EvalConfig:
     options: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     threads: int | None = None
+    use_cache: bool = True  # embeddings through the on-disk cache (repeat evaluations are fast)
+    cache_dir: str | None = None
 
 
 def expected_calibration_error(
@@ -108,6 +110,33 @@ def _embed_all(
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
+def _embed_cached(config, loaded, dataset, store, image_ids, plan) -> np.ndarray:
+    """:func:`_embed_all` through the on-disk embedding cache (repeated evaluations are fast)."""
+    if not config.use_cache:
+        return _embed_all(store, image_ids, loaded.model, plan)
+    from fewshot_gui.core.cache import EmbeddingCache, default_cache_dir
+    from fewshot_gui.data.folder import record_for
+    from fewshot_gui.encoders.registry import embedding_cache_id
+
+    records = [record_for(dataset.paths[i]) for i in image_ids]
+    cache = EmbeddingCache(
+        config.cache_dir or default_cache_dir(),
+        embedding_cache_id(loaded.spec),
+        int(loaded.spec.embed_dim),
+    )
+    try:
+        hit, cached, missing = cache.get_many(records)
+        out = np.zeros((len(records), int(loaded.spec.embed_dim)), np.float32)
+        out[hit] = cached
+        if len(missing):
+            fresh = _embed_all(store, np.asarray(image_ids)[missing], loaded.model, plan)
+            cache.put_many([records[i] for i in missing], fresh)
+            out[missing] = fresh
+        return out
+    finally:
+        cache.close()
+
+
 def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
     """Yields :class:`Progress` per episode, then one result dict (see the module docstring)."""
     from fewshot_gui.adapters.registry import adapter_names, create_adapter
@@ -143,7 +172,9 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
     image_ids = dataset.used_images
     row = np.full(len(dataset.paths), -1, dtype=np.int64)
     row[image_ids] = np.arange(len(image_ids))
-    embeddings = None if full_network else _embed_all(store, image_ids, loaded.model, plan)
+    embeddings = None
+    if not full_network:
+        embeddings = _embed_cached(config, loaded, dataset, store, image_ids, plan)
     builtin = not full_network and config.method not in adapter_names()
     model = None
     if full_network or builtin:

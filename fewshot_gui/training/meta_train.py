@@ -469,7 +469,7 @@ def _adapter_learner(
             from fewshot_gui.adapters.memory import MemoryReadWrite
         except ImportError:
             return None
-        return MemoryReadWrite(embed_dim)
+        return MemoryReadWrite(embed_dim, min(embed_dim, 256))  # small files, fast reads
     if method == "metalstm":
         from fewshot_gui.adapters.metalstm import MetaLSTMLearner
 

@@ -1,0 +1,276 @@
+"""JPEG decoding on the accelerator: bytes read in threads, decoded in batches by nvJPEG
+(``torchvision.io.decode_jpeg(..., device="cuda")``), resized (antialiased) and centre-cropped on
+the device. The result is the same :class:`~fewshot_gui.data.loader.Batch` as the CPU loader's, with
+``images`` ``(n, C, crop, crop)`` uint8 already on ``device``.
+
+Files that are not plain JPEGs the device can take (PNG and other formats, CMYK, EXIF-rotated,
+larger than ``max_pixels``, not ending in an end-of-image marker) and files the device decoder
+refuses go through the PIL path of :mod:`fewshot_gui.data.loader`, one by one; a file nothing can
+decode becomes a :class:`FileFailure`, never an exception. On a CPU ``device`` the same code runs
+with libjpeg (used by the tests).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from fewshot_gui.core.types import FileFailure
+from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS
+from fewshot_gui.data.loader import Batch, PathOrRecord, _path, decode_one
+from fewshot_gui.data.preprocess import Preprocessing
+
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2})  # baseline, extended, progressive Huffman
+_MODES = {"bicubic": "bicubic", "bilinear": "bilinear", "lanczos": "bicubic", "nearest": "nearest"}
+
+
+@dataclass(frozen=True)
+class JpegInfo:
+    """What the header of a JPEG says: size, colour components, EXIF orientation (1 = upright)."""
+
+    width: int
+    height: int
+    components: int
+    orientation: int
+
+
+def _exif_orientation(segment: bytes) -> int:
+    """The orientation tag of an APP1 ``Exif`` segment body (1 when absent or unreadable)."""
+    tiff = segment[6:]
+    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
+        return 1
+    order = "<" if tiff[:2] == b"II" else ">"
+    try:
+        (first,) = struct.unpack_from(order + "I", tiff, 4)
+        (count,) = struct.unpack_from(order + "H", tiff, first)
+        for i in range(count):
+            tag, _, _, value = struct.unpack_from(order + "HHIH", tiff, first + 2 + 12 * i)
+            if tag == 0x0112:
+                return int(value)
+    except struct.error:
+        return 1
+    return 1
+
+
+def jpeg_info(data: bytes) -> JpegInfo | None:
+    """Parse the markers before the scan; None when ``data`` is not a JPEG this module decodes."""
+    if len(data) < 4 or data[:2] != b"\xff\xd8":
+        return None
+    pos, orientation, size = 2, 1, None
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        body = data[pos + 4 : pos + 2 + length]
+        if marker == 0xE1 and body[:6] == b"Exif\x00\x00":
+            orientation = _exif_orientation(body)
+        elif marker in _SOF_MARKERS and len(body) >= 6:
+            height, width = struct.unpack_from(">HH", body, 1)
+            size = (width, height, body[5])
+        elif 0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return None  # lossless / arithmetic coding: leave it to PIL
+        elif marker == 0xDA:  # start of scan: the header is over
+            break
+        pos += 2 + length
+    if size is None:
+        return None
+    return JpegInfo(size[0], size[1], size[2], orientation)
+
+
+def _device_info(data: bytes, max_pixels: int | None) -> JpegInfo | None:
+    """The header of a complete JPEG the device decoder can turn into the PIL path's pixels."""
+    info = jpeg_info(data)
+    if info is None or info.components not in (1, 3) or info.orientation != 1:
+        return None
+    if info.width < 1 or info.height < 1:
+        return None
+    if max_pixels is not None and info.width * info.height > max_pixels:
+        return None
+    if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        return None  # truncated: the PIL path gives the reason
+    return info
+
+
+@dataclass(frozen=True)
+class _Jpeg:
+    data: bytes
+    info: JpegInfo
+
+
+def _read(path: str, preprocessing: Preprocessing, max_pixels: int | None) -> object:
+    """Worker: the file's bytes when the device can decode it, else the PIL path's result."""
+    try:
+        with open(path, "rb") as fp:
+            data = fp.read()
+    except Exception:
+        return decode_one(path, preprocessing, max_pixels)  # for the plain reason
+    info = _device_info(data, max_pixels)
+    if info is not None:
+        return _Jpeg(data, info)
+    return decode_one(path, preprocessing, max_pixels)
+
+
+def resize_crop(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
+    """``(n, C, h, w)`` uint8 (one size) → ``(n, C, crop, crop)`` uint8 on the same device: shorter
+    side to ``resize`` (antialiased), centre crop, as :meth:`Preprocessing.to_uint8` does."""
+    h, w = images.shape[-2:]
+    crop = preprocessing.crop
+    scale = preprocessing.resize / min(w, h)
+    new_w, new_h = max(crop, round(w * scale)), max(crop, round(h * scale))
+    if (new_w, new_h) != (w, h):
+        mode = _MODES.get(preprocessing.interpolation, "bilinear")
+        x = images.float()
+        x = F.interpolate(
+            x, size=(new_h, new_w), mode=mode, antialias=mode != "nearest", align_corners=None
+        )
+        images = x.round_().clamp_(0, 255).to(torch.uint8)
+    top, left = (new_h - crop) // 2, (new_w - crop) // 2
+    return images[..., top : top + crop, left : left + crop]
+
+
+def _decode_on_device(
+    datas: Sequence[bytes], preprocessing: Preprocessing, device: torch.device
+) -> list[torch.Tensor | None]:
+    """Decode a list of JPEGs on ``device`` in one call; on error, one by one (None = refused)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    mode = ImageReadMode.RGB if preprocessing.channels == 3 else ImageReadMode.GRAY
+    tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
+    if not tensors:
+        return []
+    try:
+        return list(decode_jpeg(tensors, mode=mode, device=device))
+    except Exception:  # one bad file fails the whole call: find it
+        decoded: list[torch.Tensor | None] = []
+        for tensor in tensors:
+            try:
+                decoded.append(decode_jpeg(tensor, mode=mode, device=device))
+            except Exception:
+                decoded.append(None)
+        return decoded
+
+
+DEVICE_PIXEL_BUDGET = 256 * 2**20
+"""Most decoded pixels held on the device at once while a batch is decoded and resized."""
+
+
+def _chunks(rows: list[int], pixels: list[int], budget: int) -> Iterator[list[int]]:
+    chunk: list[int] = []
+    total = 0
+    for row, count in zip(rows, pixels, strict=True):
+        if chunk and total + count > budget:
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(row)
+        total += count
+    if chunk:
+        yield chunk
+
+
+def assemble(
+    start: int,
+    results: Sequence[object],
+    paths: Sequence[str],
+    preprocessing: Preprocessing,
+    device: torch.device,
+    max_pixels: int | None,
+) -> Batch:
+    """One :class:`Batch` on ``device`` from the workers' results (JPEG bytes, arrays, failures).
+
+    JPEGs are decoded and resized in chunks of at most :data:`DEVICE_PIXEL_BUDGET` pixels.
+    """
+    outcome: list[object] = list(results)
+    jpegs = [i for i, r in enumerate(results) if isinstance(r, _Jpeg)]
+    pixels = [results[i].info.width * results[i].info.height for i in jpegs]  # type: ignore[union-attr]
+    # rows that the device decoded, resized: position in `results` → (crop, crop) tensor
+    ready: dict[int, torch.Tensor] = {}
+    for chunk in _chunks(jpegs, pixels, DEVICE_PIXEL_BUDGET):
+        decoded = _decode_on_device([outcome[i].data for i in chunk], preprocessing, device)  # type: ignore[union-attr]
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, image in zip(chunk, decoded, strict=True):
+            if image is None:  # refused by the device decoder: the PIL path decides
+                outcome[i] = decode_one(paths[i], preprocessing, max_pixels)
+            else:
+                by_size.setdefault(tuple(image.shape), []).append(i)
+                outcome[i] = image
+        for rows in by_size.values():  # images of one size are resized together
+            resized = resize_crop(torch.stack([outcome[i] for i in rows]), preprocessing)  # type: ignore[misc]
+            ready.update(zip(rows, resized, strict=True))
+        del decoded
+    good = [i for i, r in enumerate(outcome) if not isinstance(r, FileFailure)]
+    failures = [(start + i, r) for i, r in enumerate(outcome) if isinstance(r, FileFailure)]
+    c, crop = preprocessing.channels, preprocessing.crop
+    if good and len(ready) == len(good):
+        images = torch.stack([ready[i] for i in good])
+    else:
+        images = torch.empty((len(good), c, crop, crop), dtype=torch.uint8, device=device)
+        for row, i in enumerate(good):
+            item = ready.get(i)
+            images[row] = item if item is not None else torch.from_numpy(outcome[i]).to(device)  # type: ignore[arg-type]
+    return Batch([start + i for i in good], images, failures)
+
+
+def iter_batches_on_device(
+    records: Sequence[PathOrRecord],
+    preprocessing: Preprocessing,
+    batch_size: int,
+    num_workers: int,
+    device: torch.device | str,
+    prefetch: int = 2,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Iterator[Batch]:
+    """Like :func:`~fewshot_gui.data.loader.iter_batches`, decoding JPEGs on ``device``.
+
+    ``num_workers`` threads read files (and run the PIL path for the files the device cannot
+    take); one more thread decodes each batch on the device while the consumer uses the previous
+    one. ``images`` of every batch are on ``device``. Closing the generator stops the work.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    device = torch.device(device)
+    paths = [_path(r) for r in records]
+    readers = ThreadPoolExecutor(max(1, num_workers), thread_name_prefix="fewshot-read")
+    decoder = ThreadPoolExecutor(1, thread_name_prefix="fewshot-device-decode")
+    queued: deque[tuple[list[Future[object]], Future[Batch]]] = deque()
+    starts = iter(range(0, len(paths), batch_size))
+
+    def stage(start: int, files: list[Future[object]]) -> Batch:
+        results = [f.result() for f in files]
+        chunk = paths[start : start + batch_size]
+        return assemble(start, results, chunk, preprocessing, device, max_pixels)
+
+    def submit_batch() -> bool:
+        start = next(starts, None)
+        if start is None:
+            return False
+        chunk = paths[start : start + batch_size]
+        files = [readers.submit(_read, p, preprocessing, max_pixels) for p in chunk]
+        queued.append((files, decoder.submit(stage, start, files)))
+        return True
+
+    try:
+        for _ in range(max(0, prefetch) + 1):
+            if not submit_batch():
+                break
+        while queued:
+            _, batch = queued.popleft()
+            result = batch.result()
+            submit_batch()
+            yield result
+    finally:
+        for files, batch in queued:
+            batch.cancel()
+            for f in files:
+                f.cancel()
+        readers.shutdown(wait=True, cancel_futures=True)
+        decoder.shutdown(wait=True, cancel_futures=True)
