@@ -91,9 +91,8 @@ class LabelingSession:
         self._adapter: Any = None
         # Every embedded image: path → row in the embedding store.
         self._rows: dict[str, int] = {}
-        self._paths: list[str] = []
-        self._chunks: list[np.ndarray] = []
-        self._matrix: np.ndarray | None = None
+        self._buffer: np.ndarray | None = None  # (capacity, D); rows [0, _count) are used
+        self._count = 0
         self._labeled: list[str] = []  # paths of the labeled (non-support-only) images, in order
         self._labeled_set: set[str] = set()
         self._support: list[tuple[str, str]] = []  # (path, class name)
@@ -189,7 +188,7 @@ class LabelingSession:
                 records,
                 spec.preprocessing,
                 plan.batch_size,
-                plan.num_workers,
+                getattr(plan, "loader_workers", plan.num_workers),
                 pin_memory=plan.pin_memory,
                 max_pixels=self.max_pixels,
             )
@@ -205,57 +204,78 @@ class LabelingSession:
             batches.close()
 
     def _forward(self, images: Any) -> np.ndarray:
-        """``(n, C, H, W)`` uint8 tensor → ``(n, D)`` float32 numpy, halving the batch on OOM."""
+        """``(n, C, H, W)`` uint8 tensor (CPU or device) → ``(n, D)`` float32 numpy.
+
+        On CUDA every call runs the model on one input shape (short batches are padded with
+        zeros): cuDNN autotuning costs seconds for each new shape (10 s for EfficientNet-Lite0 on
+        an H100). On out-of-memory the batch is halved, for the rest of the session.
+        """
         import torch
 
         from fewshot_gui.core.device import empty_device_cache, inference, is_out_of_memory
 
         plan, model, prep = self._plan, self._loaded.model, self._loaded.spec.preprocessing
-        if len(images) == 0:
+        n = len(images)
+        if n == 0:
             return np.zeros((0, self.embed_dim), np.float32)
+        limit = int(getattr(self, "_forward_limit", plan.batch_size))
+        if n > limit:
+            parts = [self._forward(images[i : i + limit]) for i in range(0, n, limit)]
+            return np.concatenate(parts)
+        x = None
         try:
             with inference(plan):
-                x = prep.normalize(plan.to_device(images))
+                x = plan.to_device(images)
+                if plan.is_cuda and n < limit:
+                    x = torch.cat([x, x.new_zeros((limit - n, *x.shape[1:]))])
+                x = prep.normalize(x)
                 if plan.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                return model(x).float().cpu().numpy()
+                return model(x)[:n].float().cpu().numpy()
         except Exception as error:
-            if not is_out_of_memory(error) or len(images) == 1:
+            if not is_out_of_memory(error) or limit == 1:
                 raise
-            empty_device_cache(plan)
-            half = len(images) // 2
-            return np.concatenate([self._forward(images[:half]), self._forward(images[half:])])
+        x = None  # out of the handler: the failed attempt's tensors can be freed
+        empty_device_cache(plan)
+        self._forward_limit = max(1, limit // 2)
+        return self._forward(images)
 
     def _store(self, records: Sequence[ImageRecord], result: _Embedded) -> list[str]:
-        """Keep embeddings in memory (path → row); returns the paths stored."""
+        """Keep embeddings in memory (path → row of a growable buffer); returns the paths."""
         paths = [records[i].path for i in result.indices]
-        new = [i for i, p in enumerate(paths) if p not in self._rows]
+        embeddings = np.asarray(result.embeddings, dtype=np.float32)
         for i, p in enumerate(paths):
-            if p in self._rows:  # re-embedded (file changed): overwrite in place
-                self._matrix_rows()[self._rows[p]] = result.embeddings[i]
-        if new:
-            base = len(self._paths)
-            for offset, i in enumerate(new):
-                self._rows[paths[i]] = base + offset
-                self._paths.append(paths[i])
-            self._chunks.append(np.asarray(result.embeddings[new], dtype=np.float32))
-            self._matrix = None
+            row = self._rows.get(p)
+            if row is None:  # new rows go to the end: labeled images stay contiguous
+                row = self._rows[p] = self._grow()
+            self._buffer[row] = embeddings[i]  # a re-embedded (changed) file is overwritten
         for _, failure in result.failures:
             self.failures[failure.path] = failure
         for p in paths:
             self.failures.pop(p, None)
         return paths
 
-    def _matrix_rows(self) -> np.ndarray:
-        if self._matrix is None:
-            dim = self.embed_dim
-            self._matrix = np.concatenate(self._chunks) if self._chunks else np.zeros((0, dim))
-            self._chunks = [self._matrix]
-        return self._matrix
+    def _grow(self) -> int:
+        """Index of a new row, doubling the buffer when full (amortised O(1), no re-joining)."""
+        if self._buffer is None or self._count == len(self._buffer):
+            capacity = max(1024, 2 * self._count)
+            grown = np.empty((capacity, self.embed_dim), np.float32)
+            if self._buffer is not None:
+                grown[: self._count] = self._buffer[: self._count]
+            self._buffer = grown
+        self._count += 1
+        return self._count - 1
 
     def _vectors(self, paths: Sequence[str]) -> np.ndarray:
-        matrix = self._matrix_rows()
-        return matrix[[self._rows[p] for p in paths]] if paths else matrix[:0]
+        """``(len(paths), D)`` embeddings; a view, not a copy, when the rows are contiguous."""
+        if not paths or self._buffer is None:
+            return np.zeros((0, self.embed_dim), np.float32)
+        first, last = self._rows[paths[0]], self._rows[paths[-1]]
+        if last - first + 1 == len(paths) and all(
+            self._rows[p] == first + i for i, p in enumerate(paths)
+        ):
+            return self._buffer[first : last + 1]
+        return self._buffer[[self._rows[p] for p in paths]]
 
     # ---------------------------------------------------------------- support set
     @property

@@ -1,7 +1,8 @@
 """``auto``: choose the adapter per task by cross-validation on the current support set.
 
-Every candidate method (default: metric, memory, anil as the fast stand-in for the MAML family,
-metalstm) is scored on the *same* held-out folds of the support set; the one with the highest
+Every candidate method (``candidates``; default: metric, memory, anil as the fast stand-in for the
+MAML family, and metalstm when a meta-learned state for it is given) is scored on the *same*
+held-out folds of the support set; the one with the highest
 accuracy wins, the mean log-likelihood of the true class breaks ties, and the candidate list order
 breaks exact ties (metric first). The winner, fitted on the whole support set, then does the work.
 
@@ -14,7 +15,8 @@ without evaluating.
 
 Cost: metric and memory are scored in closed form on all folds at once (prototypes without the
 fold's examples; memory attention with the fold's slots masked), the others by refitting on each
-fold (``max_folds`` fits at most). The decision is remade on :meth:`~Adapter.add_example` /
+fold; the fold count is lowered (to 2 at least) so that the estimated refitting time
+(:func:`refit_cost_s`) stays within ``budget_s``. The decision is remade on :meth:`~Adapter.add_example` /
 :meth:`~Adapter.remove_example` only when a class appeared or the support set changed by
 ``redecide_fraction`` (edits since the last decision over its support size); otherwise the edit is
 forwarded to the chosen adapter, which keeps live re-labeling fast.
@@ -41,17 +43,25 @@ from fewshot_gui.adapters import metalstm as _metalstm  # noqa: F401
 from fewshot_gui.adapters import metric as _metric  # noqa: F401
 from fewshot_gui.adapters import registry
 from fewshot_gui.adapters.base import Adapter, l2_normalize
-from fewshot_gui.adapters.memory import MemoryAdapter
-from fewshot_gui.adapters.metric import MetricAdapter
+from fewshot_gui.adapters.memory import DEFAULT_TEMPERATURE_SCALE, MemoryAdapter
+from fewshot_gui.adapters.metric import MetricAdapter, fit_scale, loo_similarity, similarity
 from fewshot_gui.adapters.registry import adapter_class, adapter_names, register_adapter
 from fewshot_gui.core.errors import UsageError
 
-DEFAULT_CANDIDATES = ("metric", "memory", "anil", "metalstm")
+DEFAULT_CANDIDATES = ("metric", "memory", "anil")
+LEARNED_ONLY = ("metalstm",)
+"""Default candidates only with a meta-learned state: untrained, the LSTM optimizer is plain
+gradient descent on the same head as ``anil`` at ~10x its cost."""
 FALLBACK = "metric"
 KFOLD = 5
 KFOLD_MIN_SHOT = 5
 MAX_FOLDS = 10
 REDECIDE_FRACTION = 0.2
+BUDGET_S = 0.5
+"""Estimated seconds of refitting per decision; fewer folds are used beyond it (at least 2)."""
+FIT_OVERHEAD_S = 0.005
+DEFAULT_REFIT_COST_S = 1e-6  # per head coordinate (class × dimension); measured for anil
+REFIT_COST_S = {"metalstm": 1.5e-5}  # a 20-unit LSTM step per coordinate
 
 
 def make_folds(y: torch.Tensor, n_way: int, max_folds: int = MAX_FOLDS) -> tuple[torch.Tensor, str]:
@@ -83,43 +93,60 @@ def _metric_scores(
 ) -> torch.Tensor:
     """Held-out log-probabilities (n, C) of a fitted metric adapter, all folds at once.
 
-    Prototypes without fold ``k``: ``(sum_c - sum_kc) / (n_c - n_kc)``; the scale is the one the
-    adapter fitted on the whole support set (it does not change the accuracy).
+    Prototypes without fold ``k``: ``(sum_c - sum_kc) / (n_c - n_kc)``; the scale is refitted on
+    the fold's training part (:func:`_fold_scale`).
     """
     z = adapter._features(adapter._x)
-    k = int(fold.max()) + 1
     test = (fold >= 0).nonzero().flatten()
     sums = torch.zeros(n_way, z.shape[1]).index_add(0, y, z)
     counts = torch.bincount(y, minlength=n_way).float()
-    key = fold[test] * n_way + y[test]
-    fold_sums = torch.zeros(k * n_way, z.shape[1]).index_add(0, key, z[test]).view(k, n_way, -1)
-    fold_counts = torch.bincount(key, minlength=k * n_way).float().view(k, n_way)
-    protos = (sums[None] - fold_sums) / (counts[None] - fold_counts).clamp_min(1)[..., None]
-    zt, pt = z[test], protos[fold[test]]  # (n, D), (n, C, D)
-    if adapter.distance == "cosine":
-        sims = torch.einsum("nd,ncd->nc", l2_normalize(zt), l2_normalize(pt))
-    else:
-        sims = -(zt[:, None] - pt).pow(2).sum(2)
-    return torch.log_softmax(adapter.scale * sims, 1)
+    out = torch.empty(len(test), n_way)
+    for k in range(int(fold.max()) + 1):
+        rows = (fold[test] == k).nonzero().flatten()
+        held = test[rows]
+        fold_sums = torch.zeros_like(sums).index_add(0, y[held], z[held])
+        fold_counts = torch.bincount(y[held], minlength=n_way).float()
+        protos = (sums - fold_sums) / (counts - fold_counts).clamp_min(1)[:, None]
+        out[rows] = _fold_scale(adapter, z, y, fold != k, n_way) * similarity(
+            z[held], protos, adapter.distance
+        )
+    return torch.log_softmax(out, 1)
+
+
+def _fold_scale(
+    adapter: MetricAdapter, z: torch.Tensor, y: torch.Tensor, train: torch.Tensor, n_way: int
+) -> float:
+    """The scale the metric adapter would fit on the training part ``train`` (S,) bool of a fold,
+    so that held-out log-likelihoods are honest (the accuracy does not depend on it)."""
+    if adapter.fixed_temperature is not None or not adapter.calibrate:
+        return adapter.scale
+    default = adapter._default_scale(z[train])
+    sims, yk = loo_similarity(z[train], y[train], n_way, adapter.distance)
+    return fit_scale(sims, yk, n_way, default) if len(yk) else default
 
 
 @torch.no_grad()
 def _memory_scores(
-    adapter: MemoryAdapter, y: torch.Tensor, fold: torch.Tensor, n_way: int
+    adapter: MemoryAdapter, x: torch.Tensor, y: torch.Tensor, fold: torch.Tensor, n_way: int
 ) -> torch.Tensor:
-    """Held-out log-probabilities (n, C) of a fitted memory adapter: the attention of each held-out
-    example over the support set with its own fold's slots masked out."""
-    module = adapter.module
-    assert module is not None
-    x = adapter._x
+    """Held-out log-probabilities (n, C) of a memory adapter (fitted or not) on support ``x``
+    (S, D): each held-out example's attention over the support set, its own fold's slots masked."""
     test = (fold >= 0).nonzero().flatten()
-    keys = module.keys(x)
-    q = module.query_proj(x[test])
+    module = adapter.module
+    if module is None:  # untrained: identity projections (see MemoryReadWrite)
+        keys, q, scale = l2_normalize(x), x[test], DEFAULT_TEMPERATURE_SCALE
+    else:
+        keys, q, scale = module.keys(x), module.query_proj(x[test]), float(module.log_scale.exp())
     norm = torch.linalg.vector_norm(q, dim=1, keepdim=True).clamp_min(1e-12)
-    logits = (q @ keys.T) * (module.log_scale.exp() / norm)
+    logits = (q @ keys.T) * (scale / norm)
     logits = logits.masked_fill(fold[test][:, None] == fold[None, :], float("-inf"))
     evidence = torch.softmax(logits, 1) @ F.one_hot(y, n_way).to(logits.dtype)
     return evidence.clamp_min(1e-12).log()
+
+
+def refit_cost_s(method: str, n_way: int, dim: int) -> float:
+    """Rough seconds for one fit of a refitted candidate (one thread, this project's 2-core CI)."""
+    return FIT_OVERHEAD_S + n_way * dim * REFIT_COST_S.get(method, DEFAULT_REFIT_COST_S)
 
 
 class AutoAdapter(Adapter):
@@ -133,14 +160,19 @@ class AutoAdapter(Adapter):
         *,
         state: Mapping[str, torch.Tensor] | None = None,
         states: Mapping[str, Mapping[str, torch.Tensor] | None] | None = None,
-        candidates: Sequence[str] | str = DEFAULT_CANDIDATES,
+        candidates: Sequence[str] | str | None = None,
         candidate_options: Mapping[str, Mapping[str, Any]] | None = None,
         max_folds: int = MAX_FOLDS,
+        budget_s: float = BUDGET_S,
         redecide_fraction: float = REDECIDE_FRACTION,
         **options: Any,
     ) -> None:
         super().__init__(**options)
-        if isinstance(candidates, str):
+        states = {k: dict(v) for k, v in (states or {}).items() if v}
+        self.states = {**split_states(state, adapter_names()), **states}
+        if candidates is None:
+            candidates = [*DEFAULT_CANDIDATES, *(m for m in LEARNED_ONLY if m in self.states)]
+        elif isinstance(candidates, str):
             candidates = [c.strip() for c in candidates.split(",") if c.strip()]
         self.candidates = list(dict.fromkeys(candidates))
         if not self.candidates:
@@ -152,9 +184,8 @@ class AutoAdapter(Adapter):
         if max_folds < 2:
             raise UsageError("auto needs max_folds of at least 2.")
         self.candidate_options = {k: dict(v) for k, v in (candidate_options or {}).items()}
-        self.max_folds, self.redecide_fraction = max_folds, redecide_fraction
-        self.states = split_states(state, self.candidates)
-        self.states.update({k: dict(v) for k, v in (states or {}).items() if v})
+        self.max_folds, self.budget_s = max_folds, budget_s
+        self.redecide_fraction = redecide_fraction
         self._adapter: Adapter | None = None
         self._chosen = ""
         self._scores: dict[str, float] = {}
@@ -187,8 +218,8 @@ class AutoAdapter(Adapter):
         if not self._chosen:
             return "auto (no support set yet)"
         if not self._scores:
-            why = "one example per class" if self.scheme == "none" else "not evaluated"
-            detail = f"{why}: no evaluation"
+            why = {"none": "one example per class", "one class": "a single class"}
+            detail = f"{why.get(self.scheme, 'not evaluated')}: no evaluation"
         else:
             parts = ", ".join(f"{m} {a:.2f}" for m, a in self._scores.items())
             detail = f"{self.scheme} accuracy: {parts}"
@@ -206,7 +237,11 @@ class AutoAdapter(Adapter):
         """Score the candidates on the support set; keep the best one fitted on all of it."""
         started = time.perf_counter()
         y, n_way = self.targets, len(self._classes)
-        fold, self.scheme = make_folds(y, n_way, self.max_folds)
+        cost = sum(
+            refit_cost_s(m, n_way, self.dim) for m in self.candidates if not self._closed_form(m)
+        )
+        max_folds = min(self.max_folds, int(self.budget_s / cost) if cost else self.max_folds)
+        fold, self.scheme = make_folds(y, n_way, max(2, max_folds))
         self._scores, self.log_likelihoods, self.failures = {}, {}, {}
         fitted: dict[str, Adapter] = {}
         ranked: list[tuple[float, float, int, str]] = []
@@ -224,8 +259,8 @@ class AutoAdapter(Adapter):
                 ll = float(logp[torch.arange(len(truth)), truth].mean())
                 self._scores[method], self.log_likelihoods[method] = acc, ll
                 ranked.append((-acc, -ll, order, method))
-        else:
-            self.scheme = "none"
+        elif n_way < 2:
+            self.scheme = "one class"
         ranked.sort()
         fallback = FALLBACK if FALLBACK in self.candidates else self.candidates[0]
         order = [r[3] for r in ranked] or [fallback]
@@ -251,18 +286,26 @@ class AutoAdapter(Adapter):
     def describe_failures(self) -> str:
         return "; ".join(f"{m}: {why}" for m, why in self.failures.items())
 
+    def _closed_form(self, method: str) -> bool:
+        """Whether ``method`` is scored without refitting (metric, memory)."""
+        cls, options = adapter_class(method), self.candidate_options.get(method, {})
+        if issubclass(cls, MetricAdapter):
+            return not options.get("triplet", False)
+        if issubclass(cls, MemoryAdapter):
+            return options.get("capacity", 1024) >= self.support_size
+        return False
+
     def _held_out(
         self, method: str, y: torch.Tensor, fold: torch.Tensor, n_way: int
     ) -> tuple[torch.Tensor, Adapter | None]:
         """Log-probabilities (n, C) of the held-out examples (in support order) and, when scoring
         needed one, the candidate fitted on the whole support set."""
         adapter = self._make(method)
-        if isinstance(adapter, MetricAdapter) and not adapter.triplet:
+        if self._closed_form(method) and isinstance(adapter, MetricAdapter):
             adapter.fit(self._x.numpy(), self._labels)
             return _metric_scores(adapter, y, fold, n_way), adapter
-        if isinstance(adapter, MemoryAdapter) and adapter.capacity >= self.support_size:
-            adapter.fit(self._x.numpy(), self._labels)
-            return _memory_scores(adapter, y, fold, n_way), adapter
+        if self._closed_form(method) and isinstance(adapter, MemoryAdapter):
+            return _memory_scores(adapter, self._x, y, fold, n_way), None
         test = (fold >= 0).nonzero().flatten()
         out = torch.empty(len(test), n_way)
         x = self._x.numpy()

@@ -50,6 +50,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--relabel-sizes", default=",".join(map(str, RELABEL_SIZES)))
     parser.add_argument("--skip-relabel", action="store_true")
+    parser.add_argument(
+        "--memory-check",
+        type=int,
+        default=None,
+        metavar="N",
+        help="only label N tiny images with a small random Conv-4 and report the peak resident "
+        "memory growth (e.g. 100000)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on standard output")
 
 
@@ -157,6 +165,9 @@ def _sync(plan: Any) -> None:
 def bench_decode(
     records: list, preprocessing: Any, plan: Any, time_limit: float | None = None
 ) -> float:
+    for _ in _batches(records[: plan.batch_size], preprocessing, plan):
+        pass  # warm-up: decoder start-up (nvJPEG's costs 0.7 s), thread pools
+    _sync(plan)
     start, n = time.perf_counter(), 0
     batches = _batches(records, preprocessing, plan)
     try:
@@ -189,7 +200,7 @@ def bench_model(loaded: Any, plan: Any, count: int, time_limit: float | None = N
             loaded.model(x).float().cpu()
 
     step()  # warm-up (cudnn autotune, lazy init)
-    batches = max(1, count // plan.batch_size)
+    batches = max(2, count // plan.batch_size)
     _sync(plan)
     start, done = time.perf_counter(), 0
     for _ in range(batches):
@@ -251,12 +262,129 @@ def bench_relabel(methods: list[str], sizes: list[int], dim: int, repeats: int =
                 adapter.add_example(example, labels[r % len(labels)])
                 adapter.predict_proba(queries)
                 timings.append((time.perf_counter() - start) * 1000)
-            results.setdefault(method, {})[f"{n // 1000}k"] = float(np.median(timings))
+            results.setdefault(method, {})[size_key(n)] = float(np.median(timings))
     return results
 
 
+def size_key(n: int) -> str:
+    """``10000`` → ``"10k"``, ``100`` → ``"100"`` (JSON key suffixes)."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux ``ru_maxrss`` is in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    """Resident memory now (``/proc/self/statm``; the peak where that is missing)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return peak_rss_mb()
+    return pages * resource.getpagesize() / 2**20
+
+
+def make_tiny_images(folder: Path, count: int, size: int = 64) -> None:
+    """``count`` small JPEGs (two colour families, with noise), fast to make and decode."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    templates = []
+    for _ in range(16):
+        base = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(base).save(buffer, format="JPEG", quality=80)
+        templates.append(buffer.getvalue())
+    for i in range(count):  # file contents repeat; files are still distinct records
+        sub = folder / f"{i // 10_000:03d}"
+        if i % 10_000 == 0:
+            sub.mkdir(exist_ok=True)
+        (sub / f"img_{i:07d}.jpg").write_bytes(templates[i % len(templates)])
+
+
+MEMORY_CHECK_SIZE = 32
+"""Image size of the ``--memory-check`` encoder (Conv-4 at 32×32: 256-d embeddings)."""
+
+
+def memory_check_encoder() -> str:
+    """Register ``conv4-memory-check``: Conv-4 with random weights at 32×32 px (256-d)."""
+    import dataclasses
+
+    from fewshot_gui.data.preprocess import Preprocessing
+    from fewshot_gui.encoders.checkpoint import build_architecture
+    from fewshot_gui.encoders.registry import encoder_names, register_encoder, resolve_encoder
+
+    name = "conv4-memory-check"
+    if name not in encoder_names():
+        size = MEMORY_CHECK_SIZE
+        kwargs = {"in_channels": 3, "image_size": size}
+        model = build_architecture("conv4", kwargs)
+        import torch
+
+        with torch.no_grad():
+            dim = int(model(torch.zeros(1, 3, size, size)).shape[1])
+        register_encoder(
+            dataclasses.replace(
+                resolve_encoder("conv4"),
+                name=name,
+                description="Conv-4, random weights, 32×32 (memory check only)",
+                preprocessing=Preprocessing(resize=size, crop=size, interpolation="bilinear"),
+                embed_dim=dim,
+                build=lambda: build_architecture("conv4", kwargs).eval(),
+                arch_kwargs=kwargs,
+            )
+        )
+    return name
+
+
+def memory_check(count: int, device: str, log: Any) -> dict[str, Any]:
+    """Label ``count`` tiny images with a small encoder (embedding cache on) and measure how far
+    resident memory grows above what it was once the model was loaded."""
+    from fewshot_gui.core.types import Progress
+    from fewshot_gui.session import LabelingSession
+
+    with tempfile.TemporaryDirectory(prefix="fewshot-memcheck-") as tmp:
+        folder = Path(tmp) / "images"
+        start = time.perf_counter()
+        make_tiny_images(folder, count)
+        log(f"made {count} 64×64 JPEGs in {time.perf_counter() - start:.1f} s")
+        session = LabelingSession(
+            encoder=memory_check_encoder(), device=device, cache_dir=Path(tmp) / "cache"
+        )
+        session.load()
+        first = sorted(folder.rglob("*.jpg"))[:2]
+        for _ in session.set_support({"a": [first[0]], "b": [first[1]]}):
+            pass
+        rss_before = current_rss_mb()
+        start, done = time.perf_counter(), 0
+        for item in session.label(folder):
+            if isinstance(item, Progress):
+                done = item.done
+        seconds = time.perf_counter() - start
+        labeled = len(session.predictions().paths)
+        dim = session.embed_dim
+        session.close()
+    growth = peak_rss_mb() - rss_before
+    per_image_kb = growth * 1024 / max(1, labeled)
+    log(
+        f"memory check: {labeled} images labeled in {seconds:.1f} s; resident memory grew "
+        f"{growth:.0f} MB above {rss_before:.0f} MB ({per_image_kb:.2f} KB per image, "
+        f"{dim}-d embeddings)"
+    )
+    return {
+        "memory_check_images": labeled,
+        "memory_check_seconds": round(seconds, 1),
+        "memory_check_embed_dim": dim,
+        "rss_before_label_mb": round(rss_before, 1),
+        "peak_rss_growth_mb": round(growth, 1),
+        "peak_rss_growth_kb_per_image": round(per_image_kb, 3),
+        "embeddings_mb": round(labeled * dim * 4 / 2**20, 1),
+        "done": done,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -266,6 +394,17 @@ def run(args: argparse.Namespace) -> int:
     from fewshot_gui.encoders.registry import load_encoder
 
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr))
+    if args.memory_check is not None:
+        if args.memory_check < 2:
+            raise UsageError("--memory-check needs at least 2 images")
+        result = {
+            "machine": plan_device(args.device).name,
+            **memory_check(args.memory_check, args.device, log),
+        }
+        result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        if args.json:
+            print(json.dumps(result))
+        return 0
     with tempfile.TemporaryDirectory(prefix="fewshot-bench-") as tmp:
         if args.folder:
             folder = Path(args.folder)
@@ -281,6 +420,7 @@ def run(args: argparse.Namespace) -> int:
         loaded = load_encoder(encoder, plan)
         plan = plan_device(args.device, loaded.spec.preprocessing.crop)
         rss_start = peak_rss_mb()
+        dim = int(loaded.spec.embed_dim)
         log(f"{len(records)} images, {loaded.spec.name} on {plan.name}, batch {plan.batch_size}")
         limit = args.time_limit
         decode = bench_decode(records, loaded.spec.preprocessing, plan, limit)
@@ -308,10 +448,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_relabel:
         methods = args.methods.split(",") if args.methods else adapter_names()
         sizes = [int(s) for s in args.relabel_sizes.split(",")]
-        dim = 1280
         relabel = bench_relabel(methods, sizes, dim)
         for size in sizes:
-            key = f"{size // 1000}k"
+            key = size_key(size)
             result[f"relabel_ms_{key}"] = {m: round(v[key], 2) for m, v in relabel.items()}
             log(
                 f"re-label at {key:>4}: "

@@ -49,6 +49,15 @@ class DevicePlan:
             model = model.to(memory_format=torch.channels_last)
         return model
 
+    @property
+    def loader_workers(self) -> int:
+        """Decoding threads to run beside the model. On CUDA every core but one decodes; on the
+        CPU decoding (~100 images/s per core at 224 px) outruns the model (~5-75 images/s on 2
+        cores) on half the cores, and fewer decode threads preempt fewer of the model's threads
+        (measured on a loaded 2-core machine: end to end 4.3 images/s with 1 decode thread vs
+        3.9 with 2, ResNet-18)."""
+        return self.num_workers if self.device.type != "cpu" else max(1, self.num_workers // 2)
+
     def autocast(self) -> contextlib.AbstractContextManager[object]:
         """Mixed precision for inference and training when the device supports it."""
         if self.autocast_dtype is None:

@@ -13,6 +13,7 @@ with libjpeg (used by the tests).
 from __future__ import annotations
 
 import struct
+import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +26,10 @@ from fewshot_gui.core.types import FileFailure
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS
 from fewshot_gui.data.loader import Batch, PathOrRecord, _path, decode_one
 from fewshot_gui.data.preprocess import Preprocessing
+
+warnings.filterwarnings(  # torchvision 0.29 deprecates its decoders in favour of TorchCodec
+    "ignore", message="The image decoding and encoding capabilities", category=DeprecationWarning
+)
 
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2})  # baseline, extended, progressive Huffman
 _MODES = {"bicubic": "bicubic", "bilinear": "bilinear", "lanczos": "bicubic", "nearest": "nearest"}

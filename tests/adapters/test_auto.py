@@ -1,0 +1,213 @@
+"""``auto``: per-task method choice by cross-validation on the support set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fewshot_gui.adapters import create_adapter
+from fewshot_gui.adapters.auto import AutoAdapter, make_folds, split_states
+from fewshot_gui.adapters.metalstm import MetaLSTMLearner
+from fewshot_gui.core.errors import UsageError
+
+DIM = 32
+
+
+def blobs(seed: int, way: int, shot: int, spread: float = 1.0, sep: float = 1.0):
+    """Gaussian classes: support (way*shot, DIM), labels, and a query sampler."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(way, DIM)) * sep
+
+    def sample(n: int, c: int) -> np.ndarray:
+        return (centers[c] + rng.normal(size=(n, DIM)) * spread).astype(np.float32)
+
+    x = np.concatenate([sample(shot, c) for c in range(way)])
+    y = [f"c{c}" for c in range(way) for _ in range(shot)]
+    return x, y, sample
+
+
+def multimodal(seed: int, way: int = 3, modes: int = 4, shot_per_mode: int = 3):
+    """Each class is a ring of ``modes`` tight, far-apart clusters with a shared mean: prototypes
+    collapse onto each other, while a nearest-neighbour memory separates the classes."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(way * modes, DIM)) * 3.0
+    centers -= centers.reshape(way, modes, DIM).mean(1).repeat(modes, 0)  # equal class means
+    xs, ys, qs, qy = [], [], [], []
+    for c in range(way):
+        for m in range(modes):
+            center = centers[c * modes + m] + 1.0
+            xs.append(center + rng.normal(size=(shot_per_mode, DIM)) * 0.1)
+            ys += [f"c{c}"] * shot_per_mode
+            qs.append(center + rng.normal(size=(10, DIM)) * 0.1)
+            qy += [f"c{c}"] * 10
+    x = np.concatenate(xs).astype(np.float32)
+    return x, ys, np.concatenate(qs).astype(np.float32), np.array(qy)
+
+
+def accuracy(adapter, q, truth) -> float:
+    p = adapter.predict_proba(q)
+    return float(np.mean(np.array(adapter.classes)[p.argmax(1)] == truth))
+
+
+def test_one_shot_falls_back_to_metric_without_evaluating():
+    x, y, _ = blobs(0, way=5, shot=1)
+    auto = create_adapter("auto").fit(x, y)
+    assert auto.chosen == "metric" and auto.scores == {}
+    assert "metric" in auto.describe() and "no evaluation" in auto.describe()
+    metric = create_adapter("metric").fit(x, y)
+    np.testing.assert_allclose(auto.predict_proba(x), metric.predict_proba(x), atol=1e-6)
+    auto.fit(x[:3], ["only"] * 3)  # a single class: nothing to tell apart
+    assert auto.chosen == "metric" and "single class" in auto.describe()
+
+
+def test_folds_are_stratified_and_never_empty_a_class():
+    y = torch.tensor([0, 0, 1, 1, 1, 2])  # class 2 has one example: never held out
+    fold, scheme = make_folds(y, 3, max_folds=10)
+    assert scheme == "LOO" and fold[5] == -1 and sorted(fold[:5].tolist()) == [0, 1, 2, 3, 4]
+    y = torch.arange(4).repeat_interleave(6)  # 6 per class → stratified 5-fold
+    fold, scheme = make_folds(y, 4)
+    assert scheme == "5-fold" and (fold >= 0).all()
+    for k in range(5):  # every fold leaves every class with training examples
+        assert set(y[fold != k].tolist()) == {0, 1, 2, 3}
+    y = torch.arange(20).repeat_interleave(2)  # 40 evaluable examples, capped at 4 folds
+    fold, scheme = make_folds(y, 20, max_folds=4)
+    assert scheme == "4-fold"
+    for k in range(4):
+        assert set(y[fold != k].tolist()) == set(range(20))
+
+
+def test_scores_match_refitting_each_fold():
+    """The closed-form metric and memory scores equal refitting on each fold (metric: with the
+    temperature refitted on the fold too)."""
+    x, y, _ = blobs(1, way=4, shot=3, spread=1.5, sep=0.8)
+    auto = create_adapter("auto", candidates=["metric", "memory"]).fit(x, y)
+    fold, _ = make_folds(auto.targets, 4, auto.max_folds)
+    for method in ("metric", "memory"):
+        fast, _ = auto._held_out(method, auto.targets, fold, 4)
+        test = (fold >= 0).nonzero().flatten()
+        for k in range(int(fold.max()) + 1):
+            rows = (fold[test] == k).nonzero().flatten()
+            train = (fold != k).nonzero().flatten().numpy()
+            ref = create_adapter(method).fit(x[train], [y[i] for i in train])
+            predicted = ref.predict_proba(x[test[rows].numpy()])
+            np.testing.assert_allclose(fast[rows].exp().numpy(), predicted, atol=1e-5)
+
+
+def test_choice_is_at_least_as_good_as_metric_on_the_support_set():
+    for seed in range(4):
+        x, y, _ = blobs(seed, way=5, shot=4, spread=2.0, sep=0.7)  # hard: scores differ
+        auto = create_adapter("auto").fit(x, y)
+        assert set(auto.scores) == {"metric", "memory", "anil"}
+        assert auto.scores[auto.chosen] >= auto.scores["metric"]
+        assert auto.scheme == "10-fold"  # 20 examples, 10 folds at most
+
+
+def test_picks_memory_where_prototypes_fail():
+    x, y, q, truth = multimodal(0)
+    auto = create_adapter("auto").fit(x, y)
+    assert auto.chosen == "memory", auto.describe()
+    assert auto.scores["memory"] > auto.scores["metric"] + 0.3
+    metric = create_adapter("metric").fit(x, y)
+    assert accuracy(auto, q, truth) > accuracy(metric, q, truth) + 0.3
+    assert auto.describe().startswith("auto → memory (5-fold accuracy: metric ")
+
+
+def test_picks_metric_where_it_is_clearly_better():
+    """Isotropic, noisy classes: averaging wins over nearest neighbours; a refitted candidate
+    that fails (here: a broken state) is skipped and reported."""
+    x, y, _ = blobs(3, way=4, shot=6, spread=3.0, sep=1.0)
+    broken = {"memory.key_proj.weight": torch.zeros(3, 3)}  # wrong size for these embeddings
+    auto = create_adapter("auto", candidates="metric,memory", state=broken).fit(x, y)
+    assert auto.scheme == "5-fold"
+    assert auto.chosen == "metric" and "memory" in auto.failures
+    assert "failed: memory" in auto.describe()
+    auto = create_adapter("auto", candidates=["memory", "metric"]).fit(x, y)
+    assert auto.scores["metric"] > auto.scores["memory"], auto.describe()
+    assert auto.chosen == "metric"
+
+
+def test_describe_names_the_choice_and_every_score():
+    x, y, _ = blobs(4, way=3, shot=3, spread=1.5, sep=0.8)
+    auto = create_adapter("auto").fit(x, y)
+    text = auto.describe()
+    assert text.startswith(f"auto → {auto.chosen} (LOO accuracy: ")
+    for method, score in auto.scores.items():
+        assert f"{method} {score:.2f}" in text
+
+
+def test_redecides_on_growth_or_new_class_only():
+    x, y, sample = blobs(5, way=3, shot=5)
+    auto = create_adapter("auto").fit(x, y)  # 15 examples: re-decide after 3 edits
+    first = auto.adapter
+    auto.add_example(sample(1, 0)[0], "c0")
+    auto.remove_example(0)
+    assert auto.adapter is first and auto.support_size == 15  # forwarded
+    assert first.support_size == 15
+    auto.add_example(sample(1, 1)[0], "c1")  # third edit: 3 ≥ 0.2 × 15
+    assert auto.adapter is not first and auto.adapter.support_size == 16
+    second = auto.adapter
+    auto.add_example(sample(1, 2)[0] + 5.0, "new class")
+    assert auto.adapter is not second and auto.classes[-1] == "new class"
+    # forwarded and re-decided adapters predict like a fresh fit on the same support set
+    fresh = create_adapter("auto").fit(np.stack([r.numpy() for r in auto._x]), auto.support_labels)
+    q = sample(5, 1)
+    np.testing.assert_allclose(auto.predict_proba(q), fresh.predict_proba(q), atol=1e-5)
+
+
+def test_class_order_kept_after_redecision():
+    """A refit orders classes by first appearance; auto keeps the base class order anyway."""
+    x, y, sample = blobs(6, way=2, shot=3)
+    auto = create_adapter("auto", redecide_fraction=0.01).fit(x, y)  # re-decide on every edit
+    auto.remove_example(0)
+    auto.remove_example(0)
+    auto.remove_example(0)  # c0 gone, then re-added: it moves to the end
+    auto.add_example(sample(1, 0)[0], "c0")
+    auto.add_example(sample(1, 0)[0], "c0")
+    assert auto.classes == ["c1", "c0"]
+    p = auto.predict_proba(sample(4, 0))
+    assert (p.argmax(1) == 1).all()
+
+
+def test_state_split_by_prefix_and_states_argument():
+    state = {
+        "metric.log_scale": torch.tensor(np.log(3.0)),
+        "memory.log_scale": torch.tensor(np.log(7.0)),
+        "memory.key_proj.weight": torch.eye(DIM),
+        "memory.query_proj.weight": torch.eye(DIM),
+        "orphan": torch.zeros(1),
+    }
+    parts = split_states(state, ["metric", "memory", "anil"])
+    assert set(parts) == {"metric", "memory"} and set(parts["metric"]) == {"log_scale"}
+    auto = AutoAdapter(state=state)
+    assert "metric" in auto.states and "anil" not in auto.states
+    assert "metalstm" not in auto.candidates  # untrained: left out by default
+    x, y, _ = blobs(7, way=5, shot=1)
+    auto.fit(x, y)  # 1-shot: metric with its meta-learned default scale
+    assert np.isclose(auto.adapter.scale, 3.0)
+    memory = auto._make("memory").fit(x, y)
+    assert np.isclose(float(memory.module.log_scale.detach().exp()), 7.0)
+    lstm_state = MetaLSTMLearner(DIM, steps=1).state_dict()
+    auto = AutoAdapter(state=state, states={"anil": None, "metalstm": lstm_state})
+    assert "metalstm" in auto.candidates  # meta-learned: a default candidate
+    x, y, _ = blobs(7, way=3, shot=3)
+    auto.fit(x, y)
+    assert "metalstm" in auto.scores
+    assert int(auto._make("metalstm").fit(x, y).learner.inner_steps) == 1
+
+
+def test_all_four_families_and_options():
+    x, y, _ = blobs(8, way=3, shot=4, spread=1.5, sep=0.8)
+    auto = create_adapter(
+        "auto",
+        candidates=["metric", "memory", "anil", "metalstm"],
+        candidate_options={"anil": {"steps": 2}},
+    ).fit(x, y)
+    assert set(auto.scores) == {"metric", "memory", "anil", "metalstm"}
+    assert auto.scores[auto.chosen] == max(auto.scores.values())
+    with pytest.raises(UsageError, match="metric"):
+        create_adapter("auto", candidates=["nope"])
+    with pytest.raises(UsageError):
+        create_adapter("auto", candidates=["auto"])
+    with pytest.raises(UsageError):
+        create_adapter("auto", candidates=[])

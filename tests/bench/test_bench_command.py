@@ -1,0 +1,50 @@
+"""``fewshot-gui bench`` prints one JSON object with the figures issue 5 asks for."""
+
+from __future__ import annotations
+
+import json
+
+from fewshot_gui.cli import main
+
+
+def test_bench_json_has_the_required_keys(capsys) -> None:
+    code = main(
+        [
+            "bench",
+            "--images",
+            "12",
+            "--encoder",
+            "conv4",
+            "--random-weights",
+            "--device",
+            "cpu",
+            "--json",
+            "--relabel-sizes",
+            "100,10000",
+            "--methods",
+            "metric",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)  # the only thing on standard output
+    for key in ("decode_only_img_s", "model_only_img_s", "end_to_end_img_s", "ratio"):
+        assert isinstance(result[key], float) and result[key] > 0, key
+    low = min(result["decode_only_img_s"], result["model_only_img_s"])
+    assert abs(result["ratio"] - result["end_to_end_img_s"] / low) < 0.01
+    assert set(result["relabel_ms_10k"]) == {"metric"} and result["relabel_ms_10k"]["metric"] > 0
+    assert set(result["relabel_ms_100"]) == {"metric"}
+    assert result["peak_rss_mb"] >= result["rss_at_start_mb"] > 0
+    assert result["random_weights"] is True and result["images"] == 12
+
+
+def test_memory_check_reports_growth(capsys) -> None:
+    assert main(["bench", "--memory-check", "40", "--device", "cpu", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["memory_check_images"] == 40
+    assert result["peak_rss_growth_mb"] >= 0
+    assert result["memory_check_embed_dim"] > 0
+
+
+def test_unknown_encoder_is_one_plain_line(capsys) -> None:
+    assert main(["bench", "--images", "2", "--encoder", "nonesuch", "--random-weights"]) == 2
+    assert "unknown encoder" in capsys.readouterr().err

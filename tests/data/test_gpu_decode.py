@@ -1,0 +1,107 @@
+"""The device JPEG path (run here on the CPU: same torchvision API as on CUDA) against the PIL path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fewshot_gui.data import gpu_decode
+from fewshot_gui.data.gpu_decode import iter_batches_on_device, jpeg_info
+from fewshot_gui.data.loader import iter_batches
+from fewshot_gui.data.preprocess import Preprocessing
+
+PRE = Preprocessing(resize=36, crop=32)
+
+
+def _photo(path: Path, size=(120, 90), seed=0, **save) -> Path:
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(4, 5, 3), dtype=np.uint8)
+    image = Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **save)
+    return path
+
+
+def _folder(root: Path) -> list[str]:
+    """Good JPEGs of two sizes, a PNG, an EXIF-rotated JPEG, a truncated and a garbage one."""
+    paths = [
+        _photo(root / "00.jpg", seed=1),
+        _photo(root / "01.jpg", size=(90, 120), seed=2),
+        _photo(root / "02.png", seed=3),
+        root / "03.jpg",  # truncated
+        _photo(root / "04.jpg", seed=4),
+        root / "05.jpg",  # not an image
+        _photo(root / "06.jpg", size=(200, 100), seed=5),
+    ]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90°: the device path must leave it to PIL
+    paths.append(_photo(root / "07.jpg", seed=6, exif=exif.tobytes()))
+    data = _photo(root / "tmp.jpg", seed=7).read_bytes()
+    (root / "tmp.jpg").unlink()
+    paths[3].write_bytes(data[: len(data) // 2])
+    paths[5].write_text("not a jpeg")
+    return [str(p) for p in paths]
+
+
+def test_jpeg_info_reads_size_components_and_orientation(tmp_path: Path) -> None:
+    info = jpeg_info(_photo(tmp_path / "a.jpg", size=(123, 45)).read_bytes())
+    assert (info.width, info.height, info.components, info.orientation) == (123, 45, 3, 1)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    rotated = jpeg_info(_photo(tmp_path / "b.jpg", exif=exif.tobytes()).read_bytes())
+    assert rotated.orientation == 8
+    assert jpeg_info(_photo(tmp_path / "c.png").read_bytes()) is None
+    assert jpeg_info(b"\xff\xd8\xff") is None
+
+
+@pytest.mark.parametrize("batch_size", [3, 16])
+def test_device_path_matches_pil_path(tmp_path: Path, batch_size: int) -> None:
+    paths = _folder(tmp_path)
+    device = list(iter_batches_on_device(paths, PRE, batch_size, 2, "cpu"))
+    pil = list(iter_batches(paths, PRE, batch_size, 2))
+    assert len(device) == len(pil)
+    for got, want in zip(device, pil, strict=True):
+        assert got.indices == want.indices
+        assert [(i, f.reason) for i, f in got.failures] == [(i, f.reason) for i, f in want.failures]
+        assert got.images.dtype == torch.uint8 and got.images.shape == want.images.shape
+        diff = (got.images.int() - want.images.int()).abs()
+        assert diff.float().mean() < 2.0 and diff.max() <= 40
+        for row, index in enumerate(got.indices):
+            if not paths[index].endswith(("00.jpg", "01.jpg", "04.jpg", "06.jpg")):
+                assert torch.equal(got.images[row], want.images[row])  # PIL fallback
+    failed = {i for b in device for i, _ in b.failures}
+    assert failed == {3, 5}
+
+
+def test_refused_file_falls_back_per_file(tmp_path: Path, monkeypatch) -> None:
+    """A file the device decoder refuses goes to PIL alone; the rest of the batch stays."""
+    paths = [str(_photo(tmp_path / f"{i}.jpg", seed=i)) for i in range(4)]
+    real = gpu_decode._decode_on_device
+
+    def refuse_second(datas, preprocessing, device):
+        out = real(datas, preprocessing, device)
+        return [None if i == 1 else t for i, t in enumerate(out)]
+
+    monkeypatch.setattr(gpu_decode, "_decode_on_device", refuse_second)
+    (batch,) = iter_batches_on_device(paths, PRE, 4, 1, "cpu")
+    assert batch.indices == [0, 1, 2, 3] and not batch.failures
+    (want,) = iter_batches(paths, PRE, 4, 0)
+    assert torch.equal(batch.images[1], want.images[1])
+
+
+def test_batch_decoder_error_is_found_file_by_file(tmp_path: Path) -> None:
+    good = _photo(tmp_path / "a.jpg").read_bytes()
+    bad = good[:200] + b"\x00" * 10  # header intact, no image data
+    decoded = gpu_decode._decode_on_device([good, bad, good], PRE, torch.device("cpu"))
+    assert decoded[1] is None
+    assert decoded[0].shape == (3, 90, 120) and torch.equal(decoded[0], decoded[2])
+
+
+def test_resize_crop_matches_pil_geometry() -> None:
+    images = torch.randint(0, 256, (2, 3, 75, 100), dtype=torch.uint8)
+    out = gpu_decode.resize_crop(images, Preprocessing(resize=48, crop=40))
+    assert out.shape == (2, 3, 40, 40) and out.dtype == torch.uint8
