@@ -107,6 +107,7 @@ class AppController(QObject):
         wk.embeddings.connect(self._embeddings)
         wk.error.connect(self.show_error)
         wk.deviceReady.connect(self._device)
+        wk.methodChosen.connect(self.window.controls.set_method_info)
         wk.choicesReady.connect(w.controls.set_choices)
         wk.jobStarted.connect(self._job_started)
         wk.jobFinished.connect(self._job_finished)

@@ -283,6 +283,12 @@ class LabelingSession:
         return list(self._adapter.classes) if self._adapter is not None else []
 
     @property
+    def method_description(self) -> str:
+        """The method in use, with what it decided (``auto`` names its choice and scores)."""
+        describe = getattr(self._adapter, "describe", None)
+        return str(describe()) if callable(describe) else self.method
+
+    @property
     def support(self) -> list[tuple[str, str]]:
         """The support set as ``(path, class name)`` pairs, in the order examples were given."""
         return list(self._support)

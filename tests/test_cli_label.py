@@ -6,7 +6,7 @@ import csv
 import shutil
 
 import pytest
-from conftest import build_bad_folder, make_image
+from imagefactory import build_bad_folder, make_image
 
 from fewshot_gui.cli import main
 

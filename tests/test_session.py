@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_image
+from imagefactory import make_image
 
 from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import Progress
@@ -53,7 +53,8 @@ def test_labels_a_folder_with_partial_results_and_progress(tmp_path, data):
     assert predictions.probabilities.shape == (42, 3)
     np.testing.assert_allclose(predictions.probabilities.sum(1), 1, atol=1e-5)
     correct = [
-        Path(p).name.startswith(lab) for p, lab in zip(predictions.paths, predictions.labels)
+        Path(p).name.startswith(lab)
+        for p, lab in zip(predictions.paths, predictions.labels, strict=True)
     ]
     assert np.mean(correct) > 0.9
     assert isinstance(predictions.probabilities, np.ndarray)  # numpy out, never tensors

@@ -2,9 +2,9 @@
 
 Every candidate method (``candidates``; default: metric, memory, anil as the fast stand-in for the
 MAML family, and metalstm when a meta-learned state for it is given) is scored on the *same*
-held-out folds of the support set; the one with the highest
-accuracy wins, the mean log-likelihood of the true class breaks ties, and the candidate list order
-breaks exact ties (metric first). The winner, fitted on the whole support set, then does the work.
+held-out folds of the support set; the highest accuracy wins, the mean log-likelihood of the true
+class breaks ties (metric's temperature is refitted per fold, so it is honest), and the candidate
+order breaks exact ties (metric first). The winner, fitted on the whole support set, does the work.
 
 Folds (:func:`make_folds`): examples of classes with a single example are never held out (their
 class would vanish). When every class has at least ``KFOLD_MIN_SHOT`` examples, a stratified
@@ -16,10 +16,10 @@ without evaluating.
 Cost: metric and memory are scored in closed form on all folds at once (prototypes without the
 fold's examples; memory attention with the fold's slots masked), the others by refitting on each
 fold; the fold count is lowered (to 2 at least) so that the estimated refitting time
-(:func:`refit_cost_s`) stays within ``budget_s``. The decision is remade on :meth:`~Adapter.add_example` /
-:meth:`~Adapter.remove_example` only when a class appeared or the support set changed by
-``redecide_fraction`` (edits since the last decision over its support size); otherwise the edit is
-forwarded to the chosen adapter, which keeps live re-labeling fast.
+(:func:`refit_cost_s`) stays within ``budget_s``. The decision is remade on
+:meth:`~Adapter.add_example` / :meth:`~Adapter.remove_example` only when a class appeared or
+the support set changed by ``redecide_fraction`` (edits since the last decision over its support
+size); otherwise the edit is forwarded to the chosen adapter, which keeps live re-labeling fast.
 
 State: ``state`` is a checkpoint's multi-method adapter state whose keys are ``"<method>.<key>"``;
 each candidate receives its own part (prefix stripped). ``states={method: state}`` gives the parts
@@ -41,7 +41,6 @@ from fewshot_gui.adapters import maml as _maml  # noqa: F401
 from fewshot_gui.adapters import memory as _memory  # noqa: F401
 from fewshot_gui.adapters import metalstm as _metalstm  # noqa: F401
 from fewshot_gui.adapters import metric as _metric  # noqa: F401
-from fewshot_gui.adapters import registry
 from fewshot_gui.adapters.base import Adapter, l2_normalize
 from fewshot_gui.adapters.memory import DEFAULT_TEMPERATURE_SCALE, MemoryAdapter
 from fewshot_gui.adapters.metric import MetricAdapter, fit_scale, loo_similarity, similarity
@@ -149,6 +148,7 @@ def refit_cost_s(method: str, n_way: int, dim: int) -> float:
     return FIT_OVERHEAD_S + n_way * dim * REFIT_COST_S.get(method, DEFAULT_REFIT_COST_S)
 
 
+@register_adapter
 class AutoAdapter(Adapter):
     """Picks a method per support set by cross-validation (see the module docstring)."""
 
@@ -397,20 +397,3 @@ def split_states(
         if dot and method in methods:
             out.setdefault(method, {})[rest] = value
     return out
-
-
-def _register(cls: type[AutoAdapter]) -> None:
-    """:func:`register_adapter`, but accepting the ``"auto"`` family.
-
-    Interim: the registry only knows the three method families; until it lists ``"auto"`` the
-    class is entered directly (a duplicate name still raises).
-    """
-    try:
-        register_adapter(cls)
-    except ValueError:
-        if cls.name in adapter_names():
-            raise
-        registry._ADAPTERS[cls.name] = cls
-
-
-_register(AutoAdapter)

@@ -17,7 +17,7 @@ def register_adapter(cls: A) -> A:
     name = cls.name
     if name in _ADAPTERS:
         raise ValueError(f"An adapter named '{name}' is already registered.")
-    if cls.family not in ("metric", "memory", "optimization"):
+    if cls.family not in ("metric", "memory", "optimization", "auto"):
         raise ValueError(f"Adapter '{name}' has unknown family '{cls.family}'.")
     _ADAPTERS[name] = cls
     return cls

@@ -9,7 +9,9 @@ from fewshot_gui.commands._progress import ProgressLine
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default="metric", help="adaptation method (default metric)")
+    parser.add_argument(
+        "--method", default="auto", help="adaptation method (default auto: chosen per task)"
+    )
     parser.add_argument("--encoder", default=None, help="encoder name or checkpoint path")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument(

@@ -27,7 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default="labels.csv", help="CSV file to write (default labels.csv)"
     )
-    parser.add_argument("--method", default="metric", help="adaptation method (default metric)")
+    parser.add_argument(
+        "--method", default="auto", help="adaptation method (default auto: chosen per task)"
+    )
     parser.add_argument("--encoder", default=None, help="encoder name or checkpoint path")
     parser.add_argument(
         "--unknown-threshold",
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"labeled {len(predictions.paths)} of {len(records)} images in {elapsed:.1f} s "
             f"({session.embedded_count} embedded, the rest from the cache) on "
-            f"{session.device_name} with {session.encoder_name} + {session.method}; "
+            f"{session.device_name} with {session.encoder_name} + {session.method_description}; "
             f"{len(failures)} failed",
             file=sys.stderr,
         )

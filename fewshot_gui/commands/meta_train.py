@@ -47,10 +47,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--state-every", type=int, default=50, help="write CKPT.state every N meta-iterations")
     add("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     add("--threads", type=int, help="CPU threads for torch (e.g. 1 to keep the machine usable)")
-    add("--time-limit", type=float, metavar="SECONDS",
-        help="stop after this much training time (then validate and keep the best checkpoint)")
-    add("--preload", action="store_true", default=None,
-        help="decode the whole data set into memory once (default: only for images ≤ 64 px)")
+    add(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop after this much training time (then validate and keep the best checkpoint)",
+    )
+    add(
+        "--preload",
+        action="store_true",
+        default=None,
+        help="decode the whole data set into memory once (default: only for images ≤ 64 px)",
+    )
 
 
 def _config(args: argparse.Namespace) -> Any:

@@ -14,7 +14,9 @@ import time
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default=None, help="encoder name (default: the app's default)")
-    parser.add_argument("--method", default="metric", help="adaptation method (default metric)")
+    parser.add_argument(
+        "--method", default="auto", help="adaptation method (default auto: chosen per task)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for predictions (default 300)"

@@ -79,7 +79,8 @@ class EmbeddingCache:
             chunk = records[start : start + _LOOKUP_CHUNK]
             keys = [os.fsencode(r.path) for r in chunk]
             wanted = {
-                (k, r.size, r.mtime_ns): i for i, (k, r) in enumerate(zip(keys, chunk, strict=True), start)
+                (k, r.size, r.mtime_ns): i
+                for i, (k, r) in enumerate(zip(keys, chunk, strict=True), start)
             }
             marks = ",".join("?" * len(chunk))
             query = f"SELECT path, size, mtime_ns, row FROM rows WHERE path IN ({marks})"

@@ -263,7 +263,12 @@ def load_encoder(
         ckpt = load_checkpoint(spec.checkpoint_path)
         model = build_from_checkpoint(ckpt)
         adapter_method = ckpt["adapter"]["method"]
-        if adapter_method == "multi":  # one file, every family's state under "<method>." keys
+        if method == "auto":  # every candidate family gets its part, by "<method>." prefix
+            state = ckpt["adapter"]["state"]
+            if adapter_method and adapter_method != "multi":
+                state = {f"{adapter_method}.{k}": v for k, v in state.items()}
+            adapter_state = dict(state) if adapter_method else None
+        elif adapter_method == "multi":  # one file, every family's state under "<method>." keys
             part = {
                 k: v
                 for k, v in ckpt["adapter"]["state"].items()

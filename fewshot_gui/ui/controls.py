@@ -78,6 +78,9 @@ class ControlPanel(QWidget):
         self.set_choices(FALLBACK_METHODS, [])
         self.device = QLabel("device: starts with the first run", self)
         self.device.setObjectName("deviceLabel")
+        self.method_info = QLabel("", self)  # what the method decided (e.g. auto's choice)
+        self.method_info.setObjectName("methodInfo")
+        self.method_info.setWordWrap(True)
         self.start_button = QPushButton("▶ Label folder", self)
         self.stop_button = QPushButton("■ Stop", self)
         self.stop_button.setEnabled(False)
@@ -94,6 +97,7 @@ class ControlPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(form)
         layout.addWidget(self.device)
+        layout.addWidget(self.method_info)
         layout.addLayout(buttons)
         self.method.currentIndexChanged.connect(self.settingsChanged)
         self.encoder.currentIndexChanged.connect(self.settingsChanged)
@@ -119,10 +123,14 @@ class ControlPanel(QWidget):
         self.encoder.addItem(DEFAULT_ENCODER, "")
         for name in encoders:
             self.encoder.addItem(name, name)
-        self.method.setCurrentIndex(max(0, self.method.findData(current_m or "metric")))
+        self.method.setCurrentIndex(max(0, self.method.findData(current_m or "auto")))
         self.encoder.setCurrentIndex(max(0, self.encoder.findData(current_e or "")))
         for box in (self.method, self.encoder):
             box.blockSignals(False)
+
+    def set_method_info(self, text: str) -> None:
+        self.method_info.setText(text)
+        self.method_info.setToolTip(text)
 
     def set_device(self, name: str) -> None:
         self.device.setText(f"device: {name}")
@@ -134,7 +142,7 @@ class ControlPanel(QWidget):
     def settings(self) -> dict:
         return {
             "folder": self.folder.text().strip(),
-            "method": self.method.currentData() or "metric",
+            "method": self.method.currentData() or "auto",
             "encoder": self.encoder.currentData() or "",
         }
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import build_bad_folder
+from imagefactory import build_bad_folder
 
 from fewshot_gui.core.errors import DecodeError
 from fewshot_gui.data.decode import load_image_rgb, load_thumbnail

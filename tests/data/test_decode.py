@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_png_header_only
+from imagefactory import make_png_header_only
 from PIL import Image
 
 from fewshot_gui.core.errors import DecodeError
