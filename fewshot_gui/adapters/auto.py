@@ -2,9 +2,10 @@
 
 Every candidate method (``candidates``; default: metric, memory, anil as the fast stand-in for the
 MAML family, and metalstm when a meta-learned state for it is given) is scored on the *same*
-held-out folds of the support set; the highest accuracy wins, the mean log-likelihood of the true
-class breaks ties (metric's temperature is refitted per fold, so it is honest), and the candidate
-order breaks exact ties (metric first). The winner, fitted on the whole support set, does the work.
+held-out folds of the support set; the highest accuracy wins and ties go to the simpler method
+(candidate order, metric first: on a few dozen examples accuracy moves in coarse steps, and the
+log-likelihood, kept as the last tie-break, favoured over-confident methods on Flowers). The winner,
+fitted on the whole support set, does the work.
 
 Folds (:func:`make_folds`): examples of classes with a single example are never held out (their
 class would vanish). When every class has at least ``KFOLD_MIN_SHOT`` examples, a stratified
@@ -258,7 +259,7 @@ class AutoAdapter(Adapter):
                 acc = float((logp.argmax(1) == truth).float().mean())
                 ll = float(logp[torch.arange(len(truth)), truth].mean())
                 self._scores[method], self.log_likelihoods[method] = acc, ll
-                ranked.append((-acc, -ll, order, method))
+                ranked.append((-acc, order, -ll, method))  # ties: the simpler method (list order)
         elif n_way < 2:
             self.scheme = "one class"
         ranked.sort()

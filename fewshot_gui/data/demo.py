@@ -132,7 +132,7 @@ def ensure_demo(
         demo_project = Project(
             [ClassInfo(c, COLORS[c], examples[c]) for c in CLASSES],
             {},
-            {"folder": str(unlabeled), "method": "metric"},
+            {"folder": str(unlabeled), "method": "auto"},
         )
         save_project(demo_project, project)
     truth = json.loads(truth_file.read_text(encoding="utf-8"))
