@@ -198,6 +198,9 @@ class LabelingSession:
                 embeddings = self._forward(batch.images)
                 if self._cache is not None and len(indices):
                     self._cache.put_many([records[i] for i in indices], embeddings)
+                    # the cache keeps half precision: use exactly what a later run will read back,
+                    # so a second run over the same folder gives identical results
+                    embeddings = embeddings.astype(np.float16).astype(np.float32)
                 self.embedded_count += len(indices)
                 yield indices, embeddings, list(batch.failures)
         finally:

@@ -113,9 +113,11 @@ def test_label_twice_uses_the_cache_and_writes_probabilities(tmp_path, support, 
     ]
     assert main(args) == 0
     assert "(10 embedded" in capsys.readouterr().err  # 4 examples + 6 images
+    first = _rows(tmp_path / "l.csv")
     assert main(args) == 0
     assert "(0 embedded" in capsys.readouterr().err
     rows = _rows(tmp_path / "l.csv")
+    assert rows == first  # cached embeddings give exactly the same labels and probabilities
     assert [r["label"] for r in rows] == ["reds"] * 3 + ["blues"] * 3
     for row in rows:
         assert abs(float(row["reds"]) + float(row["blues"]) - 1) < 1e-4
