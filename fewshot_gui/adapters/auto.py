@@ -2,7 +2,8 @@
 
 Every candidate method (``candidates``; default: metric, memory, anil as the fast stand-in for the
 MAML family, and metalstm when a meta-learned state for it is given) is scored on the *same*
-held-out folds of the support set; the highest accuracy wins and ties go to the simpler method
+held-out folds of the support set; the highest accuracy wins — another method must beat metric by
+at least two held-out examples to replace it — and ties go to the simpler method
 (candidate order, metric first: on a few dozen examples accuracy moves in coarse steps, and the
 log-likelihood, kept as the last tie-break, favoured over-confident methods on Flowers). The winner,
 fitted on the whole support set, does the work.
@@ -245,7 +246,7 @@ class AutoAdapter(Adapter):
         fold, self.scheme = make_folds(y, n_way, max(2, max_folds))
         self._scores, self.log_likelihoods, self.failures = {}, {}, {}
         fitted: dict[str, Adapter] = {}
-        ranked: list[tuple[float, float, int, str]] = []
+        ranked: list[tuple[float, int, float, str]] = []
         if n_way >= 2 and self.scheme != "none":
             for order, method in enumerate(self.candidates):
                 try:
@@ -259,7 +260,10 @@ class AutoAdapter(Adapter):
                 acc = float((logp.argmax(1) == truth).float().mean())
                 ll = float(logp[torch.arange(len(truth)), truth].mean())
                 self._scores[method], self.log_likelihoods[method] = acc, ll
-                ranked.append((-acc, order, -ll, method))  # ties: the simpler method (list order)
+                # Another method must classify at least two more held-out examples correctly than
+                # the fallback (metric) to replace it: small support sets give noisy accuracies.
+                margin = 0.0 if method == FALLBACK else 1.0 / max(1, len(truth))
+                ranked.append((-(acc - margin), order, -ll, method))  # ties: list order
         elif n_way < 2:
             self.scheme = "one class"
         ranked.sort()
