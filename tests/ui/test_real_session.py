@@ -40,11 +40,12 @@ def test_real_session_through_the_worker(make_app, qtbot, demo, tmp_path):
     model = app.window.grid.model
     assert sorted(model.paths) == sorted(demo.truth)
     assert app.window.controls.device.text().startswith("device: CPU")
-    wrong = next(p for p in model.paths if model.predicted(model.index_of[p]) != "gradient")
+    wrong = model.paths[0]  # correct it to a class the model did not predict
+    target = next(c for c in CLASSES if c != model.predicted(model.index_of[wrong]))
     with qtbot.waitSignal(app.predictionsShown, timeout=10000):
-        app.label_paths([wrong], "gradient")
-    assert model.label(model.index_of[wrong]) == "gradient"
-    assert app.worker.worker._session.support[-1] == (wrong, "gradient")
+        app.label_paths([wrong], target)
+    assert model.label(model.index_of[wrong]) == target
+    assert app.worker.worker._session.support[-1] == (wrong, target)
 
 
 def test_thumbnails_are_decoded_off_thread_and_cached_on_disk(qtbot, demo, tmp_path):
