@@ -164,7 +164,9 @@ class Adapter(ABC):
         """Class probabilities (Q, C) float32 for ``queries`` (Q, D); rows sum to 1."""
         if not self._labels:
             raise UsageError("The support set is empty: give at least one example of a class.")
-        q = _as_matrix(queries)
+        # No separate pass over every query to look for NaN/inf (re-labeling is memory-bound): a
+        # non-finite value makes its row's probabilities non-finite, which is checked below.
+        q = _as_matrix(queries, check_finite=False)
         if q.shape[1] != self.dim and q.shape[0]:
             raise UsageError(f"Queries have {q.shape[1]} dimensions, expected {self.dim}.")
         out = np.empty((q.shape[0], len(self._classes)), dtype=np.float32)
@@ -172,6 +174,8 @@ class Adapter(ABC):
             for start in range(0, q.shape[0], QUERY_CHUNK):
                 chunk = q[start : start + QUERY_CHUNK]
                 out[start : start + len(chunk)] = torch.softmax(self._logits(chunk), 1).numpy()
+        if out.size and not np.isfinite(out.sum(1)).all():
+            raise UsageError("Embeddings contain NaN or infinite values.")
         self._read_done()
         return out
 
@@ -223,11 +227,11 @@ class Adapter(ABC):
         """Called after each :meth:`predict_proba` (memory uses it to update slot usage)."""
 
 
-def _as_matrix(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+def _as_matrix(array: np.ndarray | torch.Tensor, check_finite: bool = True) -> torch.Tensor:
     """A (N, D) float32 CPU tensor sharing memory with ``array`` when possible."""
     t = torch.as_tensor(np.asarray(array, dtype=np.float32))
     if t.ndim != 2:
         raise UsageError(f"Expected a (N, D) array of embeddings, got shape {tuple(t.shape)}.")
-    if t.numel() and not torch.isfinite(t.sum(1)).all():  # fast; any NaN/inf poisons its row
+    if check_finite and t.numel() and not torch.isfinite(t.sum(1)).all():  # NaN/inf poisons a row
         raise UsageError("Embeddings contain NaN or infinite values.")
     return t
