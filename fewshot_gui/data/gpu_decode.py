@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import struct
 import warnings
-from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 
 from fewshot_gui.core.types import FileFailure
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS
-from fewshot_gui.data.loader import Batch, PathOrRecord, _path, decode_one
+from fewshot_gui.data.loader import Batch, PathOrRecord, _path, decode_one, run_ahead
 from fewshot_gui.data.preprocess import Preprocessing
 
 warnings.filterwarnings(  # torchvision 0.29 deprecates its decoders in favour of TorchCodec
@@ -246,36 +245,26 @@ def iter_batches_on_device(
     paths = [_path(r) for r in records]
     readers = ThreadPoolExecutor(max(1, num_workers), thread_name_prefix="fewshot-read")
     decoder = ThreadPoolExecutor(1, thread_name_prefix="fewshot-device-decode")
-    queued: deque[tuple[list[Future[object]], Future[Batch]]] = deque()
-    starts = iter(range(0, len(paths), batch_size))
+    Job = tuple[list[Future[object]], Future[Batch]]
 
     def stage(start: int, files: list[Future[object]]) -> Batch:
         results = [f.result() for f in files]
         chunk = paths[start : start + batch_size]
         return assemble(start, results, chunk, preprocessing, device, max_pixels)
 
-    def submit_batch() -> bool:
-        start = next(starts, None)
-        if start is None:
-            return False
-        chunk = paths[start : start + batch_size]
-        files = [readers.submit(_read, p, preprocessing, max_pixels) for p in chunk]
-        queued.append((files, decoder.submit(stage, start, files)))
-        return True
+    def jobs() -> Iterator[Job]:
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            files = [readers.submit(_read, p, preprocessing, max_pixels) for p in chunk]
+            yield files, decoder.submit(stage, start, files)
+
+    def cancel(job: Job) -> None:
+        job[1].cancel()
+        for f in job[0]:
+            f.cancel()
 
     try:
-        for _ in range(max(0, prefetch) + 1):
-            if not submit_batch():
-                break
-        while queued:
-            _, batch = queued.popleft()
-            result = batch.result()
-            submit_batch()
-            yield result
+        yield from run_ahead(jobs(), lambda job: job[1].result(), cancel, prefetch)
     finally:
-        for files, batch in queued:
-            batch.cancel()
-            for f in files:
-                f.cancel()
         readers.shutdown(wait=True, cancel_futures=True)
         decoder.shutdown(wait=True, cancel_futures=True)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from fewshot_gui.core.errors import DecodeError
 from fewshot_gui.core.types import FileFailure, ImageRecord
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS, decode_image, describe_error
 from fewshot_gui.data.preprocess import Preprocessing
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 PathOrRecord = ImageRecord | str | os.PathLike[str]
 
@@ -97,6 +101,34 @@ def _stack(
     return Batch([i for i, _ in good], images, failures)
 
 
+def run_ahead(
+    jobs: Iterator[T], collect: Callable[[T], R], cancel: Callable[[T], None], prefetch: int
+) -> Iterator[R]:
+    """Yield ``collect(job)`` for each job in order, keeping ``prefetch`` more jobs submitted.
+
+    ``jobs`` submits work as it is iterated (a generator of futures, say): while the consumer holds
+    result k, jobs k+1 … k+prefetch run. Closing the generator cancels the jobs still queued.
+    """
+    queued: deque[T] = deque()
+
+    def top_up(size: int) -> None:
+        while len(queued) < size:
+            job = next(jobs, None)
+            if job is None:
+                return
+            queued.append(job)
+
+    try:
+        top_up(max(0, prefetch) + 1)
+        while queued:
+            result = collect(queued.popleft())
+            yield result
+            top_up(max(0, prefetch))
+    finally:
+        for job in queued:
+            cancel(job)
+
+
 def iter_batches(
     records: Sequence[PathOrRecord],
     preprocessing: Preprocessing,
@@ -124,29 +156,22 @@ def iter_batches(
         return
 
     executor = ThreadPoolExecutor(num_workers, thread_name_prefix="fewshot-decode")
-    queued: deque[tuple[int, list[Future[np.ndarray | FileFailure]]]] = deque()
-    next_start = iter(starts)
+    Job = tuple[int, list[Future[np.ndarray | FileFailure]]]
 
-    def submit_batch() -> bool:
-        start = next(next_start, None)
-        if start is None:
-            return False
-        chunk = paths[start : start + batch_size]
-        futures = [executor.submit(decode_one, p, preprocessing, max_pixels) for p in chunk]
-        queued.append((start, futures))
-        return True
+    def jobs() -> Iterator[Job]:
+        for start in starts:
+            chunk = paths[start : start + batch_size]
+            yield start, [executor.submit(decode_one, p, preprocessing, max_pixels) for p in chunk]
+
+    def collect(job: Job) -> Batch:
+        start, futures = job
+        return _stack(start, [f.result() for f in futures], preprocessing, pin_memory)
+
+    def cancel(job: Job) -> None:
+        for future in job[1]:
+            future.cancel()
 
     try:
-        for _ in range(max(0, prefetch) + 1):
-            if not submit_batch():
-                break
-        while queued:
-            start, futures = queued.popleft()
-            results = [f.result() for f in futures]
-            yield _stack(start, results, preprocessing, pin_memory)
-            submit_batch()  # batches k+1 … k+prefetch decode while the consumer has batch k
+        yield from run_ahead(jobs(), collect, cancel, prefetch)
     finally:
-        for _, futures in queued:
-            for future in futures:
-                future.cancel()
         executor.shutdown(wait=True, cancel_futures=True)

@@ -150,6 +150,29 @@ def save_checkpoint(
     return path
 
 
+def save_with_adapter(
+    path: str | os.PathLike[str],
+    ckpt: Mapping[str, Any],
+    adapter_method: str | None,
+    adapter_state: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    half: bool,
+) -> Path:
+    """Write ``ckpt`` (as loaded) to ``path`` with a new adapter state and metadata."""
+    return save_checkpoint(
+        path,
+        arch_name=ckpt["arch"]["name"],
+        arch_kwargs=ckpt["arch"]["kwargs"],
+        preprocessing=ckpt["preprocessing"],
+        embed_dim=ckpt["embed_dim"],
+        encoder_state=ckpt["encoder_state"],
+        adapter_method=adapter_method,
+        adapter_state=adapter_state,
+        metadata=metadata,
+        half=half,
+    )
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate a checkpoint (on the CPU, float32). Raises :class:`CheckpointError` with a
     plain message for a missing file, a file that is not a checkpoint, or a newer format version."""

@@ -20,7 +20,7 @@ import torch
 
 from fewshot_gui.core.device import plan_device
 from fewshot_gui.data.episodes import ClassFolderDataset, EpisodeSampler, ImageStore
-from fewshot_gui.encoders.checkpoint import load_checkpoint, save_checkpoint
+from fewshot_gui.encoders.checkpoint import load_checkpoint, save_with_adapter
 from fewshot_gui.encoders.registry import load_encoder
 from fewshot_gui.training.evaluate import EvalConfig, _embed_cached, _split_classes
 
@@ -97,18 +97,7 @@ def calibrate(
     )
     raw = torch.load(path, map_location="cpu", weights_only=True)  # keep the stored precision
     half = any(v.dtype == torch.float16 for v in raw["encoder_state"].values())
-    save_checkpoint(
-        path,
-        arch_name=ckpt["arch"]["name"],
-        arch_kwargs=ckpt["arch"]["kwargs"],
-        preprocessing=ckpt["preprocessing"],
-        embed_dim=ckpt["embed_dim"],
-        encoder_state=ckpt["encoder_state"],
-        adapter_method=ckpt["adapter"]["method"],
-        adapter_state=state,
-        metadata=metadata,
-        half=half,
-    )
+    save_with_adapter(path, ckpt, ckpt["adapter"]["method"], state, metadata, half)
     return scale
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from fewshot_gui.core.errors import CheckpointError
-from fewshot_gui.encoders.checkpoint import load_checkpoint, save_checkpoint
+from fewshot_gui.core.errors import CheckpointError, FewShotError
+from fewshot_gui.encoders.checkpoint import load_checkpoint, save_with_adapter
 
 MULTI = "multi"
 
@@ -64,18 +64,7 @@ def merge_checkpoints(
     metadata = dict(
         first["metadata"], adapters=adapters, merged_from=[str(p) for p in [base, *others]]
     )
-    return save_checkpoint(
-        out,
-        arch_name=first["arch"]["name"],
-        arch_kwargs=first["arch"]["kwargs"],
-        preprocessing=first["preprocessing"],
-        embed_dim=first["embed_dim"],
-        encoder_state=first["encoder_state"],
-        adapter_method=MULTI,
-        adapter_state=state,
-        metadata=metadata,
-        half=half,
-    )
+    return save_with_adapter(out, first, MULTI, state, metadata, half)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,7 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     existing = [p for p in args.others if Path(p).is_file()]
     for missing in sorted(set(args.others) - set(existing)):
         print(f"skipping {missing}: not found", file=sys.stderr)
-    path = merge_checkpoints(args.out, args.base, existing, half=args.half)
+    try:
+        path = merge_checkpoints(args.out, args.base, existing, half=args.half)
+    except FewShotError as error:
+        print(f"merge: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
