@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from fewshot_gui.core.embedding_table import EmbeddingTable
 from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import FileFailure, ImageRecord, Predictions, Progress
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS
@@ -89,10 +90,7 @@ class LabelingSession:
         self._plan: Any = None  # DevicePlan
         self._cache: Any = None  # EmbeddingCache
         self._adapter: Any = None
-        # Every embedded image: path → row in the embedding store.
-        self._rows: dict[str, int] = {}
-        self._buffer: np.ndarray | None = None  # (capacity, D); rows [0, _count) are used
-        self._count = 0
+        self._table: EmbeddingTable | None = None  # every embedded image, made on load
         self._labeled: list[str] = []  # paths of the labeled (non-support-only) images, in order
         self._labeled_set: set[str] = set()
         self._support: list[tuple[str, str]] = []  # (path, class name)
@@ -116,6 +114,7 @@ class LabelingSession:
             self._plan = plan_device(self._requested_device, spec.preprocessing.crop)
         if self._use_cache:
             self._cache = EmbeddingCache(self._cache_dir, self.encoder_id, spec.embed_dim)
+        self._table = EmbeddingTable(spec.embed_dim)
 
     @property
     def encoder_id(self) -> str:
@@ -244,41 +243,24 @@ class LabelingSession:
         return self._forward(images)
 
     def _store(self, records: Sequence[ImageRecord], result: _Embedded) -> list[str]:
-        """Keep embeddings in memory (path → row of a growable buffer); returns the paths."""
+        """Keep the embeddings of a batch in the table; returns their paths."""
+        assert self._table is not None
         paths = [records[i].path for i in result.indices]
-        embeddings = np.asarray(result.embeddings, dtype=np.float32)
-        for i, p in enumerate(paths):
-            row = self._rows.get(p)
-            if row is None:  # new rows go to the end: labeled images stay contiguous
-                row = self._rows[p] = self._grow()
-            self._buffer[row] = embeddings[i]  # a re-embedded (changed) file is overwritten
+        self._table.add(paths, result.embeddings)
         for _, failure in result.failures:
             self.failures[failure.path] = failure
         for p in paths:
             self.failures.pop(p, None)
         return paths
 
-    def _grow(self) -> int:
-        """Index of a new row, doubling the buffer when full (amortised O(1), no re-joining)."""
-        if self._buffer is None or self._count == len(self._buffer):
-            capacity = max(1024, 2 * self._count)
-            grown = np.empty((capacity, self.embed_dim), np.float32)
-            if self._buffer is not None:
-                grown[: self._count] = self._buffer[: self._count]
-            self._buffer = grown
-        self._count += 1
-        return self._count - 1
-
     def _vectors(self, paths: Sequence[str]) -> np.ndarray:
         """``(len(paths), D)`` embeddings; a view, not a copy, when the rows are contiguous."""
-        if not paths or self._buffer is None:
+        if not paths or self._table is None:
             return np.zeros((0, self.embed_dim), np.float32)
-        first, last = self._rows[paths[0]], self._rows[paths[-1]]
-        if last - first + 1 == len(paths) and all(
-            self._rows[p] == first + i for i, p in enumerate(paths)
-        ):
-            return self._buffer[first : last + 1]
-        return self._buffer[[self._rows[p] for p in paths]]
+        return self._table.vectors(self._table.rows(paths))
+
+    def _embedded(self, path: str) -> bool:
+        return self._table is not None and path in self._table
 
     # ---------------------------------------------------------------- support set
     @property
@@ -315,7 +297,7 @@ class LabelingSession:
                 yield item
             else:
                 self._store(records, item)
-        self._support = [(r.path, name) for r, name in pairs if r.path in self._rows]
+        self._support = [(r.path, name) for r, name in pairs if self._embedded(r.path)]
         self._fit()
 
     def _fit(self) -> None:
@@ -333,11 +315,11 @@ class LabelingSession:
     def add_example(self, path: str | Path, label: str) -> Predictions:
         """Add one example (embedding it if needed) and re-label every embedded image."""
         record = record_for(path)
-        if record.path not in self._rows:
+        if not self._embedded(record.path):
             for item in self._embed([record], "example"):
                 if isinstance(item, _Embedded):
                     self._store([record], item)
-            if record.path not in self._rows:
+            if not self._embedded(record.path):
                 reason = self.failures.get(record.path, FileFailure(record.path, "unreadable"))
                 raise UsageError(f"cannot use {record.path} as an example: {reason.reason}")
         # A relabeled example moves class: drop its old entry first.
@@ -395,7 +377,11 @@ class LabelingSession:
         if self._adapter is None:
             probs = np.zeros((len(paths), 0), np.float32)
             return Predictions.from_probabilities(list(paths), [], probs)
-        probs = self._adapter.predict_proba(self._vectors(paths))
+        assert self._table is not None
+        rows = self._table.rows(paths)
+        adapter = self._adapter
+        features = self._table.features(rows, adapter.feature_kind(), adapter.query_features)
+        probs = adapter.predict_proba(self._table.vectors(rows), features)
         return Predictions.from_probabilities(
             list(paths), list(self._adapter.classes), probs, self.unknown_threshold
         )

@@ -347,10 +347,17 @@ class AutoAdapter(Adapter):
         else:
             self._adapter.remove_example(index)
 
-    def _logits(self, queries: torch.Tensor) -> torch.Tensor:
+    def feature_kind(self) -> str | None:
+        return self._adapter.feature_kind() if self._adapter is not None else None
+
+    def _query_features(self, queries: torch.Tensor) -> torch.Tensor:
+        assert self._adapter is not None
+        return self._adapter._query_features(queries)
+
+    def _logits(self, queries: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         assert self._adapter is not None
         columns = [self._adapter.classes.index(c) for c in self._classes]
-        return self._adapter._logits(queries)[:, columns]
+        return self._adapter._logits(queries, features)[:, columns]
 
     def _read_done(self) -> None:
         if self._adapter is not None:

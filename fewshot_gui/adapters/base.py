@@ -12,6 +12,12 @@ others keep their relative order. The order never changes otherwise.
 Subclasses implement :meth:`Adapter._refit` (support changed; rebuild whatever the method needs) and
 :meth:`Adapter._logits` (``(Q, D)`` float tensor → ``(Q, C)`` logits). Everything runs on CPU torch
 tensors; queries are processed in chunks so that 100k × 1280-d stays cheap in memory.
+
+Query features: the part of a query's computation that does not depend on the support set (its
+inverse norm; memory's projected query) is :meth:`Adapter.query_features`, named by
+:meth:`Adapter.feature_kind`. A caller that predicts the same queries again and again (the labeling
+session, after every correction) computes them once and passes them to :meth:`predict_proba`, so a
+re-label is one matrix product over the embeddings.
 """
 
 from __future__ import annotations
@@ -160,8 +166,28 @@ class Adapter(ABC):
         with single_thread():
             self._example_removed(index)
 
-    def predict_proba(self, queries: np.ndarray) -> np.ndarray:
-        """Class probabilities (Q, C) float32 for ``queries`` (Q, D); rows sum to 1."""
+    def feature_kind(self) -> str | None:
+        """Name of what :meth:`query_features` computes now (None: this adapter uses none).
+
+        Features of the same kind are interchangeable (computed by any adapter of this session);
+        the kind may change when the support set does (``auto`` switching methods, a triplet
+        projection), and cached features of another kind must then be recomputed.
+        """
+        return None
+
+    def query_features(self, queries: np.ndarray) -> np.ndarray:
+        """Support-independent features ``(Q, F)`` float32 of ``queries`` (Q, D), for
+        :meth:`predict_proba`; of the kind :meth:`feature_kind` names."""
+        q = _as_matrix(queries, check_finite=False)
+        with torch.no_grad(), single_thread():
+            return self._query_features(q).numpy()
+
+    def predict_proba(self, queries: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities (Q, C) float32 for ``queries`` (Q, D); rows sum to 1.
+
+        ``features`` (Q, F): :meth:`query_features` of these queries, computed earlier by the caller
+        (of the current :meth:`feature_kind`); computed here when not given.
+        """
         if not self._labels:
             raise UsageError("The support set is empty: give at least one example of a class.")
         # No separate pass over every query to look for NaN/inf (re-labeling is memory-bound): a
@@ -169,11 +195,22 @@ class Adapter(ABC):
         q = _as_matrix(queries, check_finite=False)
         if q.shape[1] != self.dim and q.shape[0]:
             raise UsageError(f"Queries have {q.shape[1]} dimensions, expected {self.dim}.")
+        kind = self.feature_kind()
+        f = None if kind is None or features is None else torch.as_tensor(features)
+        if f is not None and f.shape[0] != q.shape[0]:
+            raise UsageError(f"Got features for {f.shape[0]} queries, expected {q.shape[0]}.")
         out = np.empty((q.shape[0], len(self._classes)), dtype=np.float32)
         with torch.no_grad(), single_thread():
             for start in range(0, q.shape[0], QUERY_CHUNK):
                 chunk = q[start : start + QUERY_CHUNK]
-                out[start : start + len(chunk)] = torch.softmax(self._logits(chunk), 1).numpy()
+                if kind is None:
+                    part = None
+                elif f is None:
+                    part = self._query_features(chunk)
+                else:
+                    part = f[start : start + QUERY_CHUNK]
+                logits = self._logits(chunk, part)
+                out[start : start + len(chunk)] = torch.softmax(logits, 1).numpy()
         if out.size and not np.isfinite(out.sum(1)).all():
             raise UsageError("Embeddings contain NaN or infinite values.")
         self._read_done()
@@ -211,8 +248,16 @@ class Adapter(ABC):
         """The support set changed as a whole: rebuild the method's state."""
 
     @abstractmethod
-    def _logits(self, queries: torch.Tensor) -> torch.Tensor:
-        """Logits (Q, C) for ``queries`` (Q, D); softmax gives the probabilities."""
+    def _logits(self, queries: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        """Logits (Q, C) for ``queries`` (Q, D) with their ``features`` (Q, F) (None when
+        :meth:`feature_kind` is None); softmax gives the probabilities."""
+
+    def _query_features(self, queries: torch.Tensor) -> torch.Tensor:
+        """Features (Q, F) of ``queries`` (Q, D) for the current :meth:`feature_kind`."""
+        kind = self.feature_kind()
+        if kind not in QUERY_FEATURES:
+            raise NotImplementedError(f"{type(self).__name__} has no query features of kind {kind}")
+        return QUERY_FEATURES[kind](queries)
 
     def _example_added(self) -> None:
         """One example was appended; default: refit everything."""
@@ -225,6 +270,21 @@ class Adapter(ABC):
 
     def _read_done(self) -> None:  # noqa: B027  (an optional hook)
         """Called after each :meth:`predict_proba` (memory uses it to update slot usage)."""
+
+
+def inverse_norms(queries: torch.Tensor) -> torch.Tensor:
+    """``1 / |q|`` (Q, 1) for ``queries`` (Q, D) (zero rows: a large finite value)."""
+    return torch.linalg.vector_norm(queries, dim=1, keepdim=True).clamp_min(1e-12).reciprocal()
+
+
+def squared_norms(queries: torch.Tensor) -> torch.Tensor:
+    """``|q|²`` (Q, 1) for ``queries`` (Q, D)."""
+    return torch.linalg.vector_norm(queries, dim=1, keepdim=True).square()
+
+
+QUERY_FEATURES = {"inverse-norm": inverse_norms, "squared-norm": squared_norms}
+"""The shared feature kinds and how to compute them; adapters with their own kinds override
+:meth:`Adapter._query_features`."""
 
 
 def _as_matrix(array: np.ndarray | torch.Tensor, check_finite: bool = True) -> torch.Tensor:

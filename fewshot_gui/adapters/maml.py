@@ -172,11 +172,14 @@ class _HeadAdapter(Adapter):
         fast = self.learner.adapt(self._x, self.targets, len(self._classes))
         self._fast = {k: v.detach() for k, v in fast.items()}
 
-    def _logits(self, queries: torch.Tensor) -> torch.Tensor:
-        assert self.learner is not None
+    def feature_kind(self) -> str:
+        return "inverse-norm"
+
+    def _logits(self, queries: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        """The adapted head on unit queries: ``scale * (q / |q| @ W.T + b)``."""
+        assert self.learner is not None and features is not None
         w, b = self._fast["weight"], self._fast["bias"]
-        norm = torch.linalg.vector_norm(queries, dim=1, keepdim=True).clamp_min(1e-12)
-        return self.learner.log_scale.exp() * ((queries @ w.T) / norm + b)
+        return self.learner.log_scale.exp() * ((queries @ w.T) * features + b)
 
     def state_dict(self) -> dict[str, Any]:
         out = super().state_dict()

@@ -102,6 +102,7 @@ class MemoryAdapter(Adapter):
             raise UsageError("The memory capacity must be at least 1.")
         self.capacity, self.gamma = capacity, gamma
         self.module = MemoryReadWrite.from_state(self._state) if self._state else None
+        self._identity_query: bool | None = None  # of self.module, found on first use
         self._reset_memory(0)
 
     # --- memory slots -----------------------------------------------------------------------
@@ -138,6 +139,7 @@ class MemoryAdapter(Adapter):
                     f"got {self.dim}-d."
                 )
             self.module = MemoryReadWrite(self.dim)
+            self._identity_query = None
         self._reset_memory(self.module.key_proj.out_features)
         for i in range(self.support_size):
             self._write(i)
@@ -153,10 +155,28 @@ class MemoryAdapter(Adapter):
             elif e > index:
                 self.slot_example[slot] = e - 1
 
-    def _logits(self, queries: torch.Tensor) -> torch.Tensor:
+    def feature_kind(self) -> str:
+        """Untrained (identity) query projection: the inverse norm; else the projected query."""
         assert self.module is not None
+        w = self.module.query_proj.weight
+        if self._identity_query is None:
+            self._identity_query = w.shape[0] == w.shape[1] and torch.equal(w, torch.eye(len(w)))
+        return "inverse-norm" if self._identity_query else "memory-query-projection"
+
+    def _query_features(self, queries: torch.Tensor) -> torch.Tensor:
+        if self.feature_kind() == "inverse-norm":
+            return super()._query_features(queries)
+        assert self.module is not None
+        return l2_normalize(self.module.query_proj(queries))  # (Q, P), unit rows
+
+    def _logits(self, queries: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        assert self.module is not None and features is not None
         slots = self.occupied
-        att = self.module.attention(queries, self.keys[slots])
+        keys = self.keys[slots]
+        # features: the inverse norms (identity projection) or the projected unit queries
+        identity = self.feature_kind() == "inverse-norm"
+        sims = (queries @ keys.T) * features if identity else features @ keys.T
+        att = torch.softmax(sims * self.module.log_scale.exp(), dim=1)
         read = att.sum(0)
         self._pending_read = read if self._pending_read is None else self._pending_read + read
         index = {c: i for i, c in enumerate(self._classes)}
@@ -190,6 +210,7 @@ class MemoryAdapter(Adapter):
         super().load_state(state)
         self.capacity, self.gamma = state["capacity"], state["gamma"]
         self.module = MemoryReadWrite.from_state(state["module"])
+        self._identity_query = None
         self.keys, self.usage = state["keys"].clone(), state["usage"].clone()
         self.slot_label, self.slot_example = list(state["slot_label"]), list(state["slot_example"])
         self._pending_read = None

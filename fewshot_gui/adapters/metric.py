@@ -219,13 +219,22 @@ class MetricAdapter(Adapter):
                         _adam_update(p, g, m, v, step, self.triplet_lr)
         self.proj = (a.detach(), b.detach())
 
-    def _logits(self, queries: torch.Tensor) -> torch.Tensor:
+    def feature_kind(self) -> str | None:
+        if self.proj is not None:  # the projection is fitted on the support set
+            return None
+        return "inverse-norm" if self.distance == "cosine" else "squared-norm"
+
+    def _logits(self, queries: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        protos = l2_normalize(self._protos) if self.distance == "cosine" else self._protos
+        if features is None:
+            dots, sq = projected_dots(queries, protos, self.proj)
+            sq = sq[:, None]
+        else:  # no projection: one matrix product, the norms are the features
+            dots, sq = queries @ protos.T, features
         if self.distance == "cosine":
-            dots, sq = projected_dots(queries, l2_normalize(self._protos), self.proj)
-            return self.scale * dots / sq.sqrt().clamp_min(1e-12)[:, None]
-        dots, sq = projected_dots(queries, self._protos, self.proj)
-        sqd = sq[:, None] - 2 * dots + self._protos.pow(2).sum(1)[None]
-        return -self.scale * sqd.clamp_min(0)
+            inverse_norm = features if features is not None else sq.sqrt().clamp_min(1e-12).pow(-1)
+            return dots * (self.scale * inverse_norm)
+        return -self.scale * (sq - 2 * dots + protos.pow(2).sum(1)[None]).clamp_min(0)
 
     def state_dict(self) -> dict[str, Any]:
         out = super().state_dict()

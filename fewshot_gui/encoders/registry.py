@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,22 +262,7 @@ def load_encoder(
     if spec.checkpoint_path is not None:
         ckpt = load_checkpoint(spec.checkpoint_path)
         model = build_from_checkpoint(ckpt)
-        adapter_method = ckpt["adapter"]["method"]
-        if method == "auto":  # every candidate family gets its part, by "<method>." prefix
-            state = ckpt["adapter"]["state"]
-            if adapter_method and adapter_method != "multi":
-                state = {f"{adapter_method}.{k}": v for k, v in state.items()}
-            adapter_state = dict(state) if adapter_method else None
-        elif adapter_method == "multi":  # one file, every family's state under "<method>." keys
-            part = {
-                k: v
-                for k, v in ckpt["adapter"]["state"].items()
-                if method and k.startswith(f"{method}.")
-            }
-            adapter_state = {k[len(method) + 1 :]: v for k, v in part.items()} if method else None
-            adapter_method = method if part else None
-        elif adapter_method and (method is None or method == adapter_method):
-            adapter_state = ckpt["adapter"]["state"]
+        adapter_state, adapter_method = adapter_state_for(ckpt["adapter"], method)
         metadata = ckpt["metadata"]
     else:
         model = spec.build()
@@ -285,6 +270,30 @@ def load_encoder(
     model.requires_grad_(False)
     model = plan.prepare_model(model)
     return LoadedEncoder(spec, model, adapter_state, metadata, adapter_method)
+
+
+def adapter_state_for(
+    adapter: Mapping[str, Any], method: str | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The part of a checkpoint's ``adapter`` entry for ``method``, and the method it belongs to.
+
+    ``auto`` gets every family's part under ``"<method>."`` keys; a ``multi`` checkpoint gives
+    ``method`` its own part; a single-method checkpoint gives its state to that method (or to a
+    caller that names none).
+    """
+    adapter_method, state = adapter["method"], adapter["state"]
+    if method == "auto":  # every candidate family gets its part, by "<method>." prefix
+        if adapter_method and adapter_method != "multi":
+            state = {f"{adapter_method}.{k}": v for k, v in state.items()}
+        return (dict(state) if adapter_method else None), adapter_method
+    if adapter_method == "multi":  # one file, every family's state under "<method>." keys
+        part = {k: v for k, v in state.items() if method and k.startswith(f"{method}.")}
+        if not method or not part:
+            return None, None
+        return {k[len(method) + 1 :]: v for k, v in part.items()}, method
+    if adapter_method and (method is None or method == adapter_method):
+        return state, adapter_method
+    return None, adapter_method
 
 
 def embedding_cache_id(spec: EncoderSpec) -> str:

@@ -181,3 +181,40 @@ def test_save_and_restore_round_trip(name):
     q, _ = queries(sample, 5)
     np.testing.assert_allclose(restored.predict_proba(q), adapter.predict_proba(q), atol=1e-6)
     assert restored.classes == adapter.classes
+
+
+def _feature_cases():
+    gen = np.random.default_rng(3)
+    projected = {  # a trained-looking memory: 64-d → 16-d projections
+        "key_proj.weight": gen.normal(size=(16, DIM)).astype(np.float32),
+        "query_proj.weight": gen.normal(size=(16, DIM)).astype(np.float32),
+        "log_scale": np.float32(2.0),
+    }
+    import torch
+
+    state = {k: torch.as_tensor(v) for k, v in projected.items()}
+    cases = [(n, {}) for n in adapter_names()]
+    cases += [("metric", {"distance": "euclidean"}), ("metric", {"triplet": True})]
+    cases += [("memory", {"state": state})]
+    return cases
+
+
+@pytest.mark.parametrize(("method", "options"), _feature_cases())
+def test_precomputed_query_features_give_the_same_probabilities(method, options):
+    """What the session caches per image (``query_features``) changes nothing in the result."""
+    sample = clusters(seed=4)
+    x, y = support(sample, [3, 2, 4, 1, 3])
+    adapter = create_adapter(method, **options).fit(x, y)
+    q, _ = queries(sample, 30)
+    kind = adapter.feature_kind()
+    expected = adapter.predict_proba(q)
+    if kind is None:
+        assert method == "metric" and options.get("triplet")
+        return
+    features = adapter.query_features(q)
+    assert features.shape[0] == len(q) and features.dtype == np.float32
+    np.testing.assert_allclose(adapter.predict_proba(q, features), expected, atol=1e-5)
+    # features of a few rows are the rows' features (no dependence on the other queries)
+    np.testing.assert_allclose(adapter.query_features(q[7:9]), features[7:9], atol=1e-5)
+    with pytest.raises(UsageError, match="features"):
+        adapter.predict_proba(q, features[:-1])

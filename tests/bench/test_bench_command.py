@@ -48,3 +48,15 @@ def test_memory_check_reports_growth(capsys) -> None:
 def test_unknown_encoder_is_one_plain_line(capsys) -> None:
     assert main(["bench", "--images", "2", "--encoder", "nonesuch", "--random-weights"]) == 2
     assert "unknown encoder" in capsys.readouterr().err
+
+
+def test_relabel_figures_use_the_encoders_meta_learned_state() -> None:
+    """The re-label figures are for the adapters as shipped: memory with its learned projections."""
+    from fewshot_gui.commands.bench import adapter_states, bench_relabel
+
+    states = adapter_states("omniglot", ["memory", "metric", "anil"])
+    assert "query_proj.weight" in states["memory"] and "log_scale" in states["metric"]
+    assert adapter_states("conv4", ["memory"]) == {"memory": None}  # no checkpoint, no state
+    result = bench_relabel(["memory", "metric", "anil"], [300], 64, states, repeats=2)
+    assert set(result) == {"memory", "metric", "anil"}
+    assert all(v["300"] > 0 for v in result.values())

@@ -40,7 +40,7 @@ def test_merge_and_per_method_state(tmp_path):
     assert memory.adapter_method == "memory"
     assert float(memory.adapter_state["log_scale"]) == 3.0
     assert float(load_encoder(str(merged), plan, method="metric").adapter_state["log_scale"]) == 2.0
-    assert load_encoder(str(merged), plan, method="anil").adapter_state == {}
+    assert load_encoder(str(merged), plan, method="anil").adapter_state is None
     auto = load_encoder(str(merged), plan, method="auto").adapter_state
     assert set(auto) == {"metric.log_scale", "memory.log_scale"}
     assert set(memory.metadata["adapters"]) == {"metric", "memory"}
