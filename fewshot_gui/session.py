@@ -92,6 +92,7 @@ class LabelingSession:
         self._adapter: Any = None
         self._table: EmbeddingTable | None = None  # every embedded image, made on load
         self._labeled: list[str] = []  # paths of the labeled (non-support-only) images, in order
+        self._labeled_rows: slice | np.ndarray | None = None  # their table rows, once looked up
         self._labeled_set: set[str] = set()
         self._support: list[tuple[str, str]] = []  # (path, class name)
         self.failures: dict[str, FileFailure] = {}
@@ -360,7 +361,7 @@ class LabelingSession:
         if self._adapter is None:
             raise UsageError("set the examples (support set) before labeling")
         records = scan_folder(images) if isinstance(images, (str, Path)) else list(images)
-        self._labeled, self._labeled_set = [], set()
+        self._labeled, self._labeled_set, self._labeled_rows = [], set(), None
         yield Progress(0, len(records), "labeling")
         for item in self._embed(records, "labeling"):
             if isinstance(item, Progress):
@@ -371,14 +372,16 @@ class LabelingSession:
                 if p not in self._labeled_set:
                     self._labeled_set.add(p)
                     self._labeled.append(p)
+                    self._labeled_rows = None
             yield BatchResult(self._predict(paths), [f for _, f in item.failures])
 
-    def _predict(self, paths: Sequence[str]) -> Predictions:
+    def _predict(self, paths: Sequence[str], rows: slice | np.ndarray | None = None) -> Predictions:
+        """Predictions for ``paths`` (embedded; ``rows``: their table rows when known)."""
         if self._adapter is None:
             probs = np.zeros((len(paths), 0), np.float32)
             return Predictions.from_probabilities(list(paths), [], probs)
         assert self._table is not None
-        rows = self._table.rows(paths)
+        rows = self._table.rows(paths) if rows is None else rows
         adapter = self._adapter
         features = self._table.features(rows, adapter.feature_kind(), adapter.query_features)
         probs = adapter.predict_proba(self._table.vectors(rows), features)
@@ -388,7 +391,9 @@ class LabelingSession:
 
     def predictions(self) -> Predictions:
         """Current predictions for every labeled image (from cached embeddings, no model call)."""
-        return self._predict(self._labeled)
+        if self._labeled_rows is None and self._table is not None:
+            self._labeled_rows = self._table.rows(self._labeled)  # rows never move: look up once
+        return self._predict(self._labeled, self._labeled_rows)
 
     def embeddings(self) -> tuple[list[str], np.ndarray]:
         """Paths and ``(N, D)`` float32 embeddings of the labeled images."""
