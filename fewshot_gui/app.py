@@ -1,15 +1,18 @@
 """The composition root: builds the window, the worker and the helpers, and wires their signals.
 
-Nothing here imports torch or the session at import time: the window shows first, then the worker
-thread imports the engine (``warm_up``).
+Nothing here imports torch, the session or pyqtgraph at import time: the window shows first, then
+the worker thread imports the engine (``warm_up``) and the window builds the embedding view.
+Updates from the worker are coalesced so that the GUI thread paints at most ~10 times a second
+however fast images are labeled.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -26,8 +29,17 @@ from fewshot_gui.ui.main_window import MainWindow
 from fewshot_gui.ui.preview import PreviewDialog
 from fewshot_gui.ui.settings import AppSettings
 from fewshot_gui.ui.state import LabelState
+from fewshot_gui.ui.throttle import Coalescer
 from fewshot_gui.workers.labeling import LabelingController, SessionFactory
 from fewshot_gui.workers.thumbnails import ThumbnailLoader
+
+UPDATE_MS = 100
+"""Partial predictions and progress reach the window at most this often (ms)."""
+SWITCH_INTERVAL_S = 0.001
+"""The worker and decode threads run Python too: a short GIL switch interval lets the GUI thread
+take the GIL back quickly between their steps (Python's default is 5 ms)."""
+WARM_UP_FALLBACK_MS = 5000
+"""The engine is imported after the embedding view is built, or this long after start-up."""
 
 
 def _duration(seconds: float | None) -> str:
@@ -42,6 +54,8 @@ class AppController(QObject):
 
     ``jobDone`` and ``predictionsShown`` are emitted in the GUI thread after the window has been
     updated (the worker's own signals may reach plain Python callables in the worker thread).
+    Predictions and progress are applied in batches (:data:`UPDATE_MS`); anything that reads the
+    grid's model flushes the waiting predictions first.
     """
 
     jobDone = Signal(int, str)
@@ -69,10 +83,16 @@ class AppController(QObject):
         self.labeled_folder = ""
         self.running = False
         self._shut = False
+        self._warmed = False
         self._last_progress = 0.0
         self.job_started_at = 0.0
         self.predictions_seen = 0
         self._point_base = np.zeros(0, np.int64)  # plot point → grid base index
+        self._plot_data: tuple[list, np.ndarray] | None = None  # embeddings for a view not built
+        self._prediction_updates = Coalescer(self._show_predictions, UPDATE_MS, self)
+        self._progress_updates = Coalescer(
+            lambda items: self._show_progress(items[-1]), UPDATE_MS, self
+        )
         self._recolor_timer = QTimer(self)
         self._recolor_timer.setSingleShot(True)
         self._recolor_timer.setInterval(250)
@@ -116,10 +136,7 @@ class AppController(QObject):
         )
         w.grid.selectionChangedBase.connect(self._grid_selection)
         w.grid.previewRequested.connect(self.show_preview)
-        w.plot.selectionMade.connect(self._plot_selection)
-        w.plot.pointClicked.connect(lambda i: self._plot_selection(np.array([i])))
-        w.plot.assignRequested.connect(self._assign_points)
-        w.plot.message.connect(lambda m: self.show_message(m, error=False))
+        w.plotReady.connect(self._wire_plot)
         w.failed.activated.connect(lambda _p: w.grid.set_filter("failed"))
         w.review_action.triggered.connect(lambda: w.grid.set_sort("least confident first"))
         w.open_action.triggered.connect(self.ask_open)
@@ -133,9 +150,23 @@ class AppController(QObject):
         self.exporter.failed.connect(self.show_error)
         w.closing.connect(self.shutdown)
 
+    def _wire_plot(self, plot) -> None:
+        """The embedding view was built (after the window showed): connect it, give it points."""
+        plot.selectionMade.connect(self._plot_selection)
+        plot.pointClicked.connect(lambda i: self._plot_selection(np.array([i])))
+        plot.assignRequested.connect(self._assign_points)
+        plot.message.connect(lambda m: self.show_message(m, error=False))
+        if self._plot_data is not None:
+            paths, vectors = self._plot_data
+            self._plot_data = None
+            plot.set_embeddings(paths, vectors)
+            self.recolor_plot()
+
     def warm_up(self) -> None:
         """After the window shows: let the worker import the engine and report method names."""
-        self.worker.request_choices()
+        if not self._warmed:
+            self._warmed = True
+            self.worker.request_choices()
 
     def push(self, command) -> None:
         try:
@@ -201,8 +232,10 @@ class AppController(QObject):
             )
             return False
         self.window.messages.hide()
+        self._prediction_updates.flush()
         if os.path.abspath(folder) != self.labeled_folder:
             self.window.grid.model.clear()
+            self._point_base[:] = -1  # the plot's points have no grid cell until re-embedded
             self.window.failed.clear()
             self.labeled_folder = os.path.abspath(folder)
         self.worker.start(self.session_settings(), support, folder)
@@ -226,6 +259,8 @@ class AppController(QObject):
         self.window.progress.show()
 
     def _job_finished(self, _job: int, status: str) -> None:
+        self._prediction_updates.flush()
+        self._progress_updates.discard()
         self.running = False
         self.window.controls.set_running(False)
         self.window.progress.hide()
@@ -242,6 +277,9 @@ class AppController(QObject):
         self.jobDone.emit(_job, status)
 
     def _progress(self, p) -> None:
+        self._progress_updates.push(p)
+
+    def _show_progress(self, p) -> None:
         bar = self.window.progress
         bar.setMaximum(max(1, p.total))
         bar.setValue(p.done)
@@ -253,12 +291,21 @@ class AppController(QObject):
     def _predictions(self, predictions) -> None:
         if predictions.classes:
             self.fitted_classes = list(predictions.classes)
-        self.window.grid.model.update_predictions(predictions)
-        self.predictions_seen += len(predictions.paths)
+        self._prediction_updates.push(predictions)
+
+    def _show_predictions(self, batches: list) -> None:
+        """Apply waiting predictions (in arrival order) to the grid."""
+        model = self.window.grid.model
+        count = 0
+        for predictions in batches:
+            model.update_predictions(predictions)
+            count += len(predictions.paths)
+        self.predictions_seen += count
         self._recolor_timer.start()
-        self.predictionsShown.emit(len(predictions.paths))
+        self.predictionsShown.emit(count)
 
     def _failures(self, failures: list) -> None:
+        self._prediction_updates.flush()
         self.window.failed.add(failures)
         in_folder = [
             f for f in failures if self.labeled_folder and f.path.startswith(self.labeled_folder)
@@ -268,38 +315,48 @@ class AppController(QObject):
 
     # ------------------------------------------------------------------ plot ↔ grid
     def _embeddings(self, paths: list, vectors) -> None:
+        self._prediction_updates.flush()
         model = self.window.grid.model
         self._point_base = np.fromiter(
             (model.index_of.get(p, -1) for p in paths), np.int64, len(paths)
         )
-        self.window.plot.set_embeddings(paths, vectors)
+        plot = self.window.plot_if_ready()
+        if plot is None:  # still loading: it gets the points when built
+            self._plot_data = (list(paths), vectors)
+            self.window.load_plot_soon()
+            return
+        plot.set_embeddings(paths, vectors)
         self.recolor_plot()
 
     def recolor_plot(self) -> None:
-        plot, model = self.window.plot, self.window.grid.model
-        if not plot.paths:
+        plot, model = self.window.plot_if_ready(), self.window.grid.model
+        if plot is None or not plot.paths:
             return
         names = self.state.names()
         code_to_class = np.array(
             [names.index(n) if n in names else -1 for n in model.names] + [-1], np.int64
         )
         base = self._point_base
-        valid = base >= 0
+        valid = (base >= 0) & (base < len(model.codes))  # stale after the grid was cleared
         codes = np.full(len(base), len(code_to_class) - 1, np.int64)
         codes[valid] = model.codes[base[valid]]
         codes[codes == PENDING] = len(code_to_class) - 1
         color = code_to_class[codes]
         support = np.zeros(len(base), bool)
-        point_of = {p: i for i, p in enumerate(plot.paths)} if self.state.corrections else {}
-        for path, label in self.state.corrections.items():
-            i = point_of.get(path)
-            if i is not None:
-                color[i] = names.index(label) if label in names else -1
-                support[i] = True
+        if self.state.corrections:  # O(corrections): grid index → plot point
+            point_of = np.full(len(model.paths), -1, np.int64)
+            point_of[base[valid]] = np.flatnonzero(valid)
+            for path, label in self.state.corrections.items():
+                b = model.index_of.get(path)
+                i = -1 if b is None or b >= len(point_of) else int(point_of[b])
+                if i >= 0:
+                    color[i] = names.index(label) if label in names else -1
+                    support[i] = True
         plot.set_colors(color, [c.color for c in self.state.classes], support)
 
     def _grid_selection(self, base: np.ndarray) -> None:
-        if not len(self._point_base):
+        plot = self.window.plot_if_ready()
+        if plot is None or len(plot.paths) != len(self._point_base) or not len(self._point_base):
             return
         selected = np.zeros(len(self.window.grid.model.paths) + 1, bool)
         selected[np.asarray(base, np.int64)] = True
@@ -307,7 +364,7 @@ class AppController(QObject):
             selected[np.where(self._point_base >= 0, self._point_base, -1)]
             & (self._point_base >= 0)
         )
-        self.window.plot.set_selection(points)
+        plot.set_selection(points)
 
     def _plot_selection(self, points: np.ndarray) -> None:
         base = self._point_base[np.asarray(points, np.int64)] if len(points) else points
@@ -347,10 +404,12 @@ class AppController(QObject):
             self.show_error(str(error))
             return False
         self.worker.cancel()
+        self._prediction_updates.discard()
         self.window.undo_stack.clear()
         self.fitted_classes = []
         self.labeled_folder = ""
         self.window.grid.model.clear()
+        self._point_base[:] = -1
         self.window.failed.clear()
         self.state.load(project)
         self.window.controls.apply_settings(project.settings)
@@ -490,6 +549,8 @@ class AppController(QObject):
     def shutdown(self) -> None:
         """Save window state, stop the worker and timers (idempotent)."""
         self._recolor_timer.stop()
+        self._prediction_updates.stop()
+        self._progress_updates.stop()
         if self.window.isVisible() or not self._shut:
             self.settings.save_window(self.window.saveGeometry(), self.window.saveState())
         self._shut = True
@@ -497,7 +558,41 @@ class AppController(QObject):
         self.worker.worker.blockSignals(True)
         self.thumbnails.clear_pending()
         self.thumbnails.wait(2000)
-        self.window.plot.wait(2000)
+        plot = self.window.plot_if_ready()
+        if plot is not None:
+            plot.wait(2000)
+
+
+def start_app(
+    settings: AppSettings | None = None,
+    thumbnail_cache: str | None = "auto",
+    session_options: dict | None = None,
+    argv: Sequence[str] | None = None,
+    after_show: Callable[[AppController], None] | None = None,
+) -> AppController:
+    """Build the app and show its window; ``after_show(controller)`` runs from the event loop once
+    it is visible. Returns the controller (run the loop with ``exec``).
+
+    Loading follows the window, one heavy step at a time: the embedding view (pyqtgraph) once the
+    window has painted, then the engine (torch, in the worker thread) once the view is built.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
+    app.setApplicationName("fewshot-gui")
+    app.setOrganizationName("fewshot-gui")
+    controller = AppController(
+        settings=settings, thumbnail_cache=thumbnail_cache, session_options=session_options
+    )
+    # What exists now (Qt, numpy, the app's modules and widgets) lives as long as the app: frozen,
+    # the garbage collector no longer walks it, so its pauses stay short.
+    gc.freeze()
+    controller.window.show()
+
+    controller.window.plotReady.connect(controller.warm_up)
+    QTimer.singleShot(WARM_UP_FALLBACK_MS, controller, controller.warm_up)
+    if after_show is not None:
+        QTimer.singleShot(0, controller, lambda: after_show(controller))
+    return controller
 
 
 def run_app(
@@ -505,16 +600,8 @@ def run_app(
 ) -> int:
     """Open the desktop app (blocking); returns the exit status."""
     started = time.perf_counter()
-    # The worker and decode threads run Python too: a short GIL switch interval lets the GUI
-    # thread take the GIL back quickly between their steps (fewer visible stalls).
-    sys.setswitchinterval(0.001)
-    app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
-    app.setApplicationName("fewshot-gui")
-    app.setOrganizationName("fewshot-gui")
-    controller = AppController()
-    controller.window.show()
 
-    def after_show() -> None:
+    def after_show(controller: AppController) -> None:
         if os.environ.get("FEWSHOT_GUI_TIMING"):
             torch_loaded = "torch" in sys.modules
             print(
@@ -526,7 +613,6 @@ def run_app(
             controller.start()
         elif project:
             controller.open_project(project)
-        controller.warm_up()
 
-    QTimer.singleShot(0, after_show)
-    return int(app.exec())
+    controller = start_app(argv=argv, after_show=after_show)  # noqa: F841  (kept alive)
+    return int(QApplication.instance().exec())

@@ -228,26 +228,41 @@ class ClassPanel(QWidget):
         layout.addWidget(title)
         layout.addWidget(add)
         layout.addWidget(scroll, 1)
+        self._shown: dict[ClassCard, tuple] = {}  # card → what it shows
         state.classesChanged.connect(self.rebuild)
         state.examplesChanged.connect(lambda _name: self.rebuild())
         self.rebuild()
 
     def rebuild(self) -> None:
-        for card in self.cards:
+        """Show one card per class, in order; cards whose class did not change are kept (building
+        one takes a while, and examples may be dropped while a folder is being labeled)."""
+        spare = {shown: card for card, shown in self._shown.items()}
+        cards: list[ClassCard] = []
+        for k, info in enumerate(self.state.classes):
+            shown = (info.name, info.color, k + 1, tuple(info.examples))
+            card = spare.pop(shown, None) or self._make_card(info, k + 1)
+            self._shown[card] = shown
+            cards.append(card)
+        for card in spare.values():
+            del self._shown[card]
             if self.thumbnails is not None:
                 self.thumbnails.ready.disconnect(card._thumbnail_ready)
             card.setParent(None)
             card.deleteLater()
-        self.cards = []
-        for k, info in enumerate(self.state.classes):
-            card = ClassCard(info, k + 1, self.thumbnails, self)
-            card.dropped.connect(self.examplesDropped)
-            card.removeRequested.connect(self.exampleRemoveRequested)
-            card.renameRequested.connect(self._ask_rename)
-            card.recolourRequested.connect(self._ask_colour)
-            card.deleteRequested.connect(self.deleteRequested)
+        for card in self.cards:
+            self.body.removeWidget(card)
+        for card in cards:
             self.body.addWidget(card)
-            self.cards.append(card)
+        self.cards = cards
+
+    def _make_card(self, info: ClassInfo, key: int) -> ClassCard:
+        card = ClassCard(info, key, self.thumbnails, self)
+        card.dropped.connect(self.examplesDropped)
+        card.removeRequested.connect(self.exampleRemoveRequested)
+        card.renameRequested.connect(self._ask_rename)
+        card.recolourRequested.connect(self._ask_colour)
+        card.deleteRequested.connect(self.deleteRequested)
+        return card
 
     def card(self, name: str) -> ClassCard | None:
         return next((c for c in self.cards if c.name == name), None)

@@ -1,8 +1,18 @@
-"""The main window: composes the panels, menus and status bar. No logic of its own (see app.py)."""
+"""The main window: composes the panels, menus and status bar. No logic of its own (see app.py).
+
+The embedding view needs pyqtgraph, whose import takes most of a second: the window shows first
+with a light placeholder, and once it has painted, pyqtgraph is imported in a background thread and
+the view is built (``plotReady``). Reading :attr:`MainWindow.plot` builds it at once when needed.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+import contextlib
+import importlib
+import threading
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -11,19 +21,27 @@ from PySide6.QtWidgets import (
     QMenu,
     QProgressBar,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from fewshot_gui.plots.embedding import EmbeddingPlot
 from fewshot_gui.ui.class_panel import ClassPanel
 from fewshot_gui.ui.controls import ControlPanel
 from fewshot_gui.ui.failed_panel import FailedPanel
 from fewshot_gui.ui.image_grid import ImageGrid
 from fewshot_gui.ui.state import LabelState
 from fewshot_gui.workers.thumbnails import ThumbnailLoader
+from fewshot_gui.workers.warmup import import_quietly
+
+if TYPE_CHECKING:
+    from fewshot_gui.plots.embedding import EmbeddingPlot
+
+PLOT_MODULE = "fewshot_gui.plots.embedding"
+PLOT_FALLBACK_MS = 1500
+"""Build the embedding view this long after the window shows even if its tab never painted."""
 
 
 class MessageBar(QWidget):
@@ -51,8 +69,28 @@ class MessageBar(QWidget):
         self.show()
 
 
+class PlotPlaceholder(QLabel):
+    """Stands in for the embedding view until it is built; says when it first painted."""
+
+    painted = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Loading the embedding view…", parent)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setStyleSheet("background:#1e1e1e; color:#888;")
+        self._seen = False
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if not self._seen:
+            self._seen = True
+            self.painted.emit()
+
+
 class MainWindow(QMainWindow):
     closing = Signal()
+    plotReady = Signal(object)  # the EmbeddingPlot, once built
+    _plotModuleLoaded = Signal()  # emitted from the import thread
 
     def __init__(self, state: LabelState, thumbnails: ThumbnailLoader) -> None:
         super().__init__()
@@ -63,7 +101,14 @@ class MainWindow(QMainWindow):
         self.classes = ClassPanel(state, thumbnails)
         self.controls = ControlPanel()
         self.grid = ImageGrid(state, thumbnails)
-        self.plot = EmbeddingPlot(thumbnail=thumbnails.request)
+        self._thumbnail = thumbnails.request
+        self._plot: EmbeddingPlot | None = None
+        self._plot_loading = False
+        self.plot_placeholder = PlotPlaceholder()
+        self.plot_placeholder.painted.connect(self.load_plot_soon)
+        self.plot_page = QStackedWidget()
+        self.plot_page.addWidget(self.plot_placeholder)
+        self._plotModuleLoaded.connect(self.ensure_plot, Qt.ConnectionType.QueuedConnection)
         self.failed = FailedPanel()
         self.messages = MessageBar()
 
@@ -73,7 +118,7 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(self.controls)
         left_layout.addWidget(self.classes, 1)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.plot, "Embedding")
+        self.tabs.addTab(self.plot_page, "Embedding")
         self.tabs.addTab(self.failed, "Failed files (0)")
         self.failed.countChanged.connect(lambda n: self.tabs.setTabText(1, f"Failed files ({n})"))
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -147,6 +192,48 @@ class MainWindow(QMainWindow):
             "&Review queue (least confident first)", self, shortcut=QKeySequence("Ctrl+R")
         )
         view.addAction(self.review_action)
+
+    # ------------------------------------------------------------------ the embedding view
+    @property
+    def plot(self) -> EmbeddingPlot:
+        """The embedding view, built now if it is not yet."""
+        return self.ensure_plot()
+
+    def plot_if_ready(self) -> EmbeddingPlot | None:
+        """The embedding view, or None while it is still loading."""
+        return self._plot
+
+    def load_plot_soon(self) -> None:
+        """Import pyqtgraph in a background thread; the view is built in the GUI thread after."""
+        if self._plot is not None or self._plot_loading:
+            return
+        self._plot_loading = True
+
+        def load() -> None:
+            with contextlib.suppress(Exception):  # ensure_plot reports failures
+                import_quietly(PLOT_MODULE)
+            with contextlib.suppress(RuntimeError):  # the window may be gone
+                self._plotModuleLoaded.emit()
+
+        threading.Thread(target=load, name="plot-import", daemon=True).start()
+
+    def ensure_plot(self) -> EmbeddingPlot:
+        """Build the embedding view (importing pyqtgraph here if the thread has not yet)."""
+        if self._plot is None:
+            module = importlib.import_module(PLOT_MODULE)
+            plot = module.EmbeddingPlot(thumbnail=self._thumbnail)
+            self.plot_page.addWidget(plot)
+            self.plot_page.setCurrentWidget(plot)
+            self.plot_page.removeWidget(self.plot_placeholder)
+            self.plot_placeholder.deleteLater()
+            self._plot = plot
+            self.plotReady.emit(plot)
+        return self._plot
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._plot is None:
+            QTimer.singleShot(PLOT_FALLBACK_MS, self, self.load_plot_soon)
 
     def closeEvent(self, event) -> None:
         self.closing.emit()

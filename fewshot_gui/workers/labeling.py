@@ -3,7 +3,8 @@
 The GUI thread talks to it with queued signals (see :class:`LabelingController`); the worker resumes
 the session's generators one step per event-loop turn, so a cancel or a new command queued by the
 GUI is seen between two batches. A new job closes the old job's generator first. Torch is imported
-only here, inside the worker thread, the first time a session is created.
+only here, inside the worker thread: right after the window shows (``reportChoices``) and when a
+session is created, in ways that keep the GUI thread responsive (see ``workers/warmup.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from fewshot_gui.workers.warmup import gc_paused, lower_thread_priority, preload_native_libraries
 
 SessionFactory = Callable[[dict], Any]
 
@@ -96,17 +99,28 @@ class LabelingWorker(QObject):
         self._job: Iterator[Any] | None = None
         self._job_id = 0
         self._job_name = ""
+        self._prepared = False
         self.abort = threading.Event()  # set from the GUI thread: checked between yields
         self._stepRequested.connect(self._step, Qt.ConnectionType.QueuedConnection)
 
     # ------------------------------------------------------------------ session
+    def _prepare_thread(self) -> None:
+        """Once, in the worker thread: yield the CPU to the GUI thread, load torch's libraries."""
+        if not self._prepared:
+            self._prepared = True
+            lower_thread_priority()
+            preload_native_libraries()
+
     def _ensure_session(self, settings: dict) -> Any:
         key = tuple(sorted((k, repr(v)) for k, v in settings.items() if k != "folder"))
         if self._session is None or key != self._session_key:
             self._close_session()
-            self._session = self._factory(settings)
-            self._session_key = key
-            self.deviceReady.emit(str(self._session.device_name))
+            self._prepare_thread()
+            with gc_paused():  # the model's imports and objects: no collector pauses
+                self._session = self._factory(settings)
+                self._session_key = key
+                device = str(self._session.device_name)  # loads the encoder
+            self.deviceReady.emit(device)
         return self._session
 
     def _close_session(self) -> None:
@@ -190,7 +204,12 @@ class LabelingWorker(QObject):
     # ------------------------------------------------------------------ slots (queued)
     @Slot()
     def reportChoices(self) -> None:
-        methods, encoders = available_choices()
+        """Import the engine (called right after the window shows) and report its names."""
+        self._prepare_thread()
+        with gc_paused():
+            methods, encoders = available_choices()
+            with contextlib.suppress(Exception):  # a broken engine reports itself on first use
+                import fewshot_gui.session  # noqa: F401
         self.choicesReady.emit(methods, encoders)
 
     @Slot(int, dict, dict, str)

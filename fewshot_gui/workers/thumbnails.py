@@ -17,6 +17,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
+from fewshot_gui.workers.warmup import import_quietly
+
 
 def default_cache_dir() -> Path:
     from platformdirs import user_cache_dir
@@ -50,8 +52,7 @@ def decode_thumbnail(path: str, size: int, cache_dir: Path | None) -> QImage:
             image = QImage(str(cached))
             if not image.isNull():
                 return image.convertToFormat(QImage.Format.Format_RGB32)
-    from fewshot_gui.data.decode import load_thumbnail
-
+    load_thumbnail = import_quietly("fewshot_gui.data.decode").load_thumbnail
     pil = load_thumbnail(path, size)
     image = _to_qimage(pil).convertToFormat(QImage.Format.Format_RGB32)
     if key is not None and cache_dir is not None:

@@ -102,7 +102,7 @@ def test_enter_accepts_the_prediction_and_selects_the_next_image(
     _run(qtbot, app)
     grid, model = app.window.grid, app.window.grid.model
     grid.select_base([0])
-    grid.view.setCurrentIndex(model.index(0))
+    grid.view.setCurrentIndex(grid.index(0))
     qtbot.keyClick(grid.view, Qt.Key.Key_Return)
     assert app.state.corrections == {model.paths[0]: model.predicted(0)}
     assert grid.view.currentIndex().row() == 1
