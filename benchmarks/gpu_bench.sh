@@ -46,7 +46,7 @@ run_bench() {  # name, extra environment, encoder
   local name="$1" env_kv="$2" encoder="$3"
   say "--- $name: $encoder on $DEVICE ($env_kv)"
   env $env_kv timeout 150 python -m fewshot_gui bench --encoder "$encoder" --random-weights \
-    --device "$DEVICE" --folder "$FOLDER" --time-limit "$LIMIT" --skip-relabel --json \
+    --device "$DEVICE" --folder "$FOLDER" --time-limit "$LIMIT" --rounds 1 --skip-relabel --json \
     > "$OUT_DIR/$name.json" 2> "$OUT_DIR/$name.log"
   local rc=$?
   if [ $rc -ne 0 ]; then
