@@ -124,3 +124,29 @@ def test_unknown_threshold_and_unusable_support(tmp_path, data):
         list(bad.set_support({"a": [broken], "b": [tmp_path / "missing.png"]}))
     with pytest.raises(UsageError, match="unknown method"):
         LabelingSession(method="nope")
+
+
+@pytest.mark.parametrize("method", ["metric", "memory", "anil", "auto"])
+def test_cached_query_features_follow_changed_files_and_corrections(tmp_path, data, method):
+    """Predictions from the per-image cached features equal a computation from scratch, after a
+    file changed in place (its row re-embedded in the same session) and after corrections."""
+    support, images = data
+    session = LabelingSession(
+        encoder="conv4", method=method, device="cpu", cache_dir=tmp_path / "cache"
+    )
+    _run(session, support, images)
+    changed = images / "red_01.png"
+    make_image(changed, color=(30, 200, 40))
+    stat = changed.stat()
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10_000_000))
+    before = session.embedded_count
+    list(session.label(images))
+    assert session.embedded_count == before + 1
+    session.add_example(images / "blue_05.png", "blue")
+    session.add_example(images / "green_07.png", "teal")  # a new class
+    paths, x = session.embeddings()
+    expected = session._adapter.predict_proba(x)  # features computed afresh, not from the cache
+    got = session.predictions()
+    assert got.paths == paths
+    np.testing.assert_allclose(got.probabilities, expected, atol=1e-5)
+    assert got.labels[paths.index(str(changed))] in {"green", "teal"}
