@@ -62,13 +62,20 @@ def counting_rate(seconds: float, during=None) -> float:
     return count[0] / (time.perf_counter() - start)
 
 
+def timed(label: str, n: int, work, device: torch.device) -> None:
+    start = time.perf_counter()
+    work()
+    sync(device)
+    print(f"{label:<34}{rate(n, time.perf_counter() - start)}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--folder", help="JPEGs to use (default: 2,000 synthetic 500×375 ones)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--readers", type=int, default=max(1, cpu_count() - 1))
-    parser.add_argument("--limit", type=int, default=4096, help="images per stage at most")
+    parser.add_argument("--limit", type=int, default=8192, help="images per stage at most")
     args = parser.parse_args()
     device = torch.device(args.device)
     prep = resolve_encoder("resnet18").preprocessing
@@ -79,38 +86,72 @@ def main() -> None:
         paths = [r.path for r in scan_folder(folder)][: args.limit]
         print(f"{len(paths)} files, batch {args.batch}, {args.readers} readers, on {device}")
 
+        read: list = []
         with ThreadPoolExecutor(args.readers) as pool:
-            start = time.perf_counter()
-            read = list(pool.map(lambda p: gpu_decode._read(p, prep, None), paths))
-            print(f"read          {rate(len(read), time.perf_counter() - start)}")
+            timed(
+                "read, a future per file",
+                len(paths),
+                lambda: read.extend(pool.map(lambda p: gpu_decode._read(p, prep, None), paths)),
+                device,
+            )
+            run = gpu_decode.READ_RUN
+            runs = [paths[i : i + run] for i in range(0, len(paths), run)]
+            timed(
+                f"read, a future per {run} files",
+                len(paths),
+                lambda: list(pool.map(lambda r: gpu_decode._read_files(r, prep, None), runs)),
+                device,
+            )
         datas = [r.data for r in read if isinstance(r, gpu_decode._Jpeg)]
         batches = [datas[i : i + args.batch] for i in range(0, len(datas), args.batch)]
         gpu_decode._decode_on_device(batches[0], prep, device)  # warm-up (nvJPEG start-up)
         sync(device)
 
-        start = time.perf_counter()
-        for batch in batches:
-            gpu_decode._decode_on_device(batch, prep, device)
-        sync(device)
-        print(f"nvjpeg        {rate(len(datas), time.perf_counter() - start)}")
+        def decode_all() -> None:
+            for batch in batches:
+                gpu_decode._decode_on_device(batch, prep, device)
 
-        def decode_resize(batch: list[bytes]) -> None:
+        timed("nvjpeg, 1 thread", len(datas), decode_all, device)
+
+        def decode_resize(batch: list[bytearray]) -> None:
             images = gpu_decode._decode_on_device(batch, prep, device)
             gpu_decode.resize_crop(torch.stack(images), prep)  # synthetic: one size
 
-        start = time.perf_counter()
-        for batch in batches:
-            decode_resize(batch)
-        sync(device)
-        print(f"nvjpeg+resize {rate(len(datas), time.perf_counter() - start)}")
+        timed(
+            "nvjpeg+resize, 1 thread",
+            len(datas),
+            lambda: [decode_resize(b) for b in batches],
+            device,
+        )
+        for threads in (2, 3):
+            with ThreadPoolExecutor(threads) as pool:
+                timed(
+                    f"nvjpeg+resize, {threads} threads",
+                    len(datas),
+                    lambda pool=pool: list(pool.map(decode_resize, batches)),
+                    device,
+                )
 
-        start, n = time.perf_counter(), 0
-        for batch in gpu_decode.iter_batches_on_device(
-            paths, prep, args.batch, args.readers, device, max_pixels=None
+        for decode_threads, readers in (
+            (1, args.readers),
+            (2, args.readers),
+            (3, args.readers),
+            (2, max(1, args.readers // 2)),
         ):
-            n += len(batch)
-        sync(device)
-        print(f"loader        {rate(n, time.perf_counter() - start)}")
+
+            def load(decode_threads=decode_threads, readers=readers) -> None:
+                for _ in gpu_decode.iter_batches_on_device(
+                    paths,
+                    prep,
+                    args.batch,
+                    readers,
+                    device,
+                    max_pixels=None,
+                    decode_threads=decode_threads,
+                ):
+                    pass
+
+            timed(f"loader, {decode_threads} decode, {readers} readers", len(paths), load, device)
 
         idle = counting_rate(0.5)
         busy = counting_rate(0, lambda: (decode_resize(batches[0]), sync(device)))

@@ -182,6 +182,7 @@ class LabelingSession:
                 plan.num_workers,
                 plan.device,
                 max_pixels=self.max_pixels,
+                decode_threads=getattr(plan, "decode_threads", 2),
             )
         else:
             batches = iter_batches(

@@ -154,7 +154,12 @@ def _batches(records: list, preprocessing: Any, plan: Any) -> Any:
         from fewshot_gui.data.gpu_decode import iter_batches_on_device
 
         return iter_batches_on_device(
-            records, preprocessing, plan.batch_size, plan.num_workers, plan.device
+            records,
+            preprocessing,
+            plan.batch_size,
+            plan.num_workers,
+            plan.device,
+            decode_threads=plan.decode_threads,
         )
     from fewshot_gui.data.loader import iter_batches
 
@@ -494,6 +499,8 @@ def run(args: argparse.Namespace) -> int:
             "encoder": args.encoder,
             "random_weights": bool(args.random_weights),
             "device_decode": bool(getattr(plan, "decode_on_device", False)),
+            "decode_threads": plan.decode_threads if plan.decode_on_device else 0,
+            "loader_threads": plan.num_workers,
             "images": len(records),
             "batch_size": plan.batch_size,
             "decode_only_img_s": round(decode, 1),

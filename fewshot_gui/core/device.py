@@ -22,7 +22,8 @@ class DevicePlan:
 
     ``autocast_dtype`` is None for full precision. ``batch_size`` is the starting batch size for
     inference at ``image_size``; callers halve it on out-of-memory (see :func:`is_out_of_memory`).
-    ``decode_on_device``: decode JPEGs on the device (nvJPEG, see ``data/gpu_decode.py``).
+    ``decode_on_device``: decode JPEGs on the device (nvJPEG, see ``data/gpu_decode.py``) in
+    ``decode_threads`` threads.
     """
 
     device: torch.device
@@ -33,6 +34,7 @@ class DevicePlan:
     pin_memory: bool
     channels_last: bool
     decode_on_device: bool = False
+    decode_threads: int = 2
 
     @property
     def is_cuda(self) -> bool:
@@ -90,6 +92,14 @@ def gpu_decode_available() -> bool:
     return True
 
 
+def _decode_threads() -> int:
+    """Device decoding threads: 2, or ``FEWSHOT_DECODE_THREADS`` (for benchmarks)."""
+    try:
+        return max(1, int(os.environ.get("FEWSHOT_DECODE_THREADS", "2")))
+    except ValueError:
+        return 2
+
+
 def plan_device(requested: str = "auto", image_size: int = 224) -> DevicePlan:
     """Pick CUDA, then Apple MPS, then CPU (or what ``requested`` names) and size the work.
 
@@ -127,6 +137,7 @@ def plan_device(requested: str = "auto", image_size: int = 224) -> DevicePlan:
             True,
             True,
             decode_on_device=gpu_decode_available(),
+            decode_threads=_decode_threads(),
         )
     if requested == "mps":
         if not _mps_available():

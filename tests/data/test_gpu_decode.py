@@ -58,10 +58,33 @@ def test_jpeg_info_reads_size_components_and_orientation(tmp_path: Path) -> None
     assert jpeg_info(b"\xff\xd8\xff") is None
 
 
-@pytest.mark.parametrize("batch_size", [3, 16])
-def test_device_path_matches_pil_path(tmp_path: Path, batch_size: int) -> None:
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "decode_threads", "device_name"),
+    [
+        (3, 1, "cpu"),
+        (16, 1, "cpu"),
+        (2, 3, "cpu"),
+        pytest.param(3, 2, "cuda", marks=NO_CUDA),
+        pytest.param(16, 1, "cuda", marks=NO_CUDA),
+    ],
+)
+def test_device_path_matches_pil_path(
+    tmp_path: Path, batch_size: int, decode_threads: int, device_name: str
+) -> None:
+    """Same rows, failures and (nearly) pixels as the PIL path, in order, with any number of
+    decode threads; on CUDA the batches come from the decode threads' own streams."""
     paths = _folder(tmp_path)
-    device = list(iter_batches_on_device(paths, PRE, batch_size, 2, "cpu"))
+    device = list(
+        iter_batches_on_device(
+            paths, PRE, batch_size, 2, device_name, decode_threads=decode_threads
+        )
+    )
+    for batch in device:
+        assert batch.images.device.type == device_name
+        batch.images = batch.images.cpu()
     pil = list(iter_batches(paths, PRE, batch_size, 2))
     assert len(device) == len(pil)
     for got, want in zip(device, pil, strict=True):
@@ -94,7 +117,7 @@ def test_refused_file_falls_back_per_file(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_batch_decoder_error_is_found_file_by_file(tmp_path: Path) -> None:
-    good = _photo(tmp_path / "a.jpg").read_bytes()
+    good = bytearray(_photo(tmp_path / "a.jpg").read_bytes())
     bad = good[:200] + b"\x00" * 10  # header intact, no image data
     decoded = gpu_decode._decode_on_device([good, bad, good], PRE, torch.device("cpu"))
     assert decoded[1] is None
