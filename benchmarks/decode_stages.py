@@ -1,12 +1,15 @@
 """Where the device-decoding loader spends its time: each stage alone, then the whole loader.
 
-The CUDA end-to-end target (10,000 img/s, ResNet-18) is missed because our loader decodes 6–7k
-img/s where nvJPEG alone does 15–17k. This prints, for one folder of JPEGs, side by side:
+Written when the CUDA end-to-end target (10,000 img/s, ResNet-18) was missed because our loader
+decoded 6–7k img/s where nvJPEG alone does 15–20k; it showed that the reader threads queue for the
+GIL (more threads, fewer files a second). This prints, for one folder of JPEGs, side by side:
 
-* read: the reader threads alone (file bytes + header check), img/s;
+* read: the reader threads alone (file bytes + header check), 1, 2, 4, 8 and ``--readers`` of them;
 * nvjpeg: ``decode_jpeg`` on the device from bytes already in memory, one call per batch;
 * nvjpeg+resize: the same plus :func:`resize_crop` (what one batch costs the decode thread);
-* loader: :func:`iter_batches_on_device`, everything overlapped;
+* nvjpeg+resize in 2 and 3 threads at once (torchvision lets one decode call run at a time);
+* loader: :func:`iter_batches_on_device`, everything overlapped, 1 or 2 decode threads and 1 to
+  ``--readers`` reader threads;
 * gil: how far a pure-Python counting thread gets during one batch decode, relative to idle
   (≈1: the decode releases the GIL; ≈0: it holds it and serialises the readers).
 
@@ -86,22 +89,20 @@ def main() -> None:
         paths = [r.path for r in scan_folder(folder)][: args.limit]
         print(f"{len(paths)} files, batch {args.batch}, {args.readers} readers, on {device}")
 
-        read: list = []
-        with ThreadPoolExecutor(args.readers) as pool:
-            timed(
-                "read, a future per file",
-                len(paths),
-                lambda: read.extend(pool.map(lambda p: gpu_decode._read(p, prep, None), paths)),
-                device,
-            )
-            run = gpu_decode.READ_RUN
-            runs = [paths[i : i + run] for i in range(0, len(paths), run)]
-            timed(
-                f"read, a future per {run} files",
-                len(paths),
-                lambda: list(pool.map(lambda r: gpu_decode._read_files(r, prep, None), runs)),
-                device,
-            )
+        read = [gpu_decode._read(p, prep, None) for p in paths[: args.batch]]  # warm-up
+        run = gpu_decode.READ_RUN
+        runs = [paths[i : i + run] for i in range(0, len(paths), run)]
+        for readers in sorted({1, 2, 4, 8, args.readers}):
+            with ThreadPoolExecutor(readers) as pool:
+                timed(
+                    f"read, {readers} threads, {run} files a task",
+                    len(paths),
+                    lambda pool=pool: list(
+                        pool.map(lambda r: gpu_decode._read_files(r, prep, None), runs)
+                    ),
+                    device,
+                )
+        read = [gpu_decode._read(p, prep, None) for p in paths]
         datas = [r.data for r in read if isinstance(r, gpu_decode._Jpeg)]
         batches = [datas[i : i + args.batch] for i in range(0, len(datas), args.batch)]
         gpu_decode._decode_on_device(batches[0], prep, device)  # warm-up (nvJPEG start-up)
@@ -132,12 +133,8 @@ def main() -> None:
                     device,
                 )
 
-        for decode_threads, readers in (
-            (1, args.readers),
-            (2, args.readers),
-            (3, args.readers),
-            (2, max(1, args.readers // 2)),
-        ):
+        sweep = [(d, r) for d in (1, 2) for r in sorted({1, 2, 3, 4, 6, 8, args.readers})]
+        for decode_threads, readers in sweep:
 
             def load(decode_threads=decode_threads, readers=readers) -> None:
                 for _ in gpu_decode.iter_batches_on_device(

@@ -179,7 +179,7 @@ class LabelingSession:
                 records,
                 spec.preprocessing,
                 plan.batch_size,
-                plan.num_workers,
+                getattr(plan, "device_readers", 4),
                 plan.device,
                 max_pixels=self.max_pixels,
                 decode_threads=getattr(plan, "decode_threads", 2),

@@ -157,7 +157,7 @@ def _batches(records: list, preprocessing: Any, plan: Any) -> Any:
             records,
             preprocessing,
             plan.batch_size,
-            plan.num_workers,
+            plan.device_readers,
             plan.device,
             decode_threads=plan.decode_threads,
         )
@@ -500,7 +500,7 @@ def run(args: argparse.Namespace) -> int:
             "random_weights": bool(args.random_weights),
             "device_decode": bool(getattr(plan, "decode_on_device", False)),
             "decode_threads": plan.decode_threads if plan.decode_on_device else 0,
-            "loader_threads": plan.num_workers,
+            "loader_threads": plan.device_readers if plan.decode_on_device else plan.num_workers,
             "images": len(records),
             "batch_size": plan.batch_size,
             "decode_only_img_s": round(decode, 1),

@@ -23,7 +23,8 @@ class DevicePlan:
     ``autocast_dtype`` is None for full precision. ``batch_size`` is the starting batch size for
     inference at ``image_size``; callers halve it on out-of-memory (see :func:`is_out_of_memory`).
     ``decode_on_device``: decode JPEGs on the device (nvJPEG, see ``data/gpu_decode.py``) in
-    ``decode_threads`` threads.
+    ``decode_threads`` threads, files read by ``device_readers`` threads (few: reading a cached
+    JPEG is mostly Python holding the GIL, and more threads only queue for it).
     """
 
     device: torch.device
@@ -35,6 +36,7 @@ class DevicePlan:
     channels_last: bool
     decode_on_device: bool = False
     decode_threads: int = 2
+    device_readers: int = 4
 
     @property
     def is_cuda(self) -> bool:
@@ -92,12 +94,12 @@ def gpu_decode_available() -> bool:
     return True
 
 
-def _decode_threads() -> int:
-    """Device decoding threads: 2, or ``FEWSHOT_DECODE_THREADS`` (for benchmarks)."""
+def _env_count(name: str, default: int) -> int:
+    """A positive count from the environment variable ``name`` (for benchmarks), else default."""
     try:
-        return max(1, int(os.environ.get("FEWSHOT_DECODE_THREADS", "2")))
+        return max(1, int(os.environ.get(name, default)))
     except ValueError:
-        return 2
+        return default
 
 
 def plan_device(requested: str = "auto", image_size: int = 224) -> DevicePlan:
@@ -137,7 +139,8 @@ def plan_device(requested: str = "auto", image_size: int = 224) -> DevicePlan:
             True,
             True,
             decode_on_device=gpu_decode_available(),
-            decode_threads=_decode_threads(),
+            decode_threads=_env_count("FEWSHOT_DECODE_THREADS", 2),
+            device_readers=_env_count("FEWSHOT_DEVICE_READERS", min(4, workers)),
         )
     if requested == "mps":
         if not _mps_available():
