@@ -8,8 +8,8 @@ GIL (more threads, fewer files a second). This prints, for one folder of JPEGs, 
 * nvjpeg: ``decode_jpeg`` on the device from bytes already in memory, one call per batch;
 * nvjpeg+resize: the same plus :func:`resize_crop` (what one batch costs the decode thread);
 * nvjpeg+resize in 2 and 3 threads at once (torchvision lets one decode call run at a time);
-* loader: :func:`iter_batches_on_device`, everything overlapped, 1 or 2 decode threads and 1 to
-  ``--readers`` reader threads;
+* loader: :func:`iter_batches_on_device`, everything overlapped, 1 or 2 decode threads, reading
+  in 1 to ``--readers`` threads or in 2 to 8 processes;
 * gil: how far a pure-Python counting thread gets during one batch decode, relative to idle
   (≈1: the decode releases the GIL; ≈0: it holds it and serialises the readers).
 
@@ -103,6 +103,7 @@ def main() -> None:
                     device,
                 )
         read = [gpu_decode._read(p, prep, None) for p in paths]
+        started: list[bool] = []
         datas = [r.data for r in read if isinstance(r, gpu_decode._Jpeg)]
         batches = [datas[i : i + args.batch] for i in range(0, len(datas), args.batch)]
         gpu_decode._decode_on_device(batches[0], prep, device)  # warm-up (nvJPEG start-up)
@@ -133,10 +134,12 @@ def main() -> None:
                     device,
                 )
 
-        sweep = [(d, r) for d in (1, 2) for r in sorted({1, 2, 3, 4, 6, 8, args.readers})]
-        for decode_threads, readers in sweep:
+        # (decode threads, reader threads, reader processes)
+        sweep = [(1, 1, 0), (2, 1, 0), (2, 2, 0), (2, 4, 0), (2, args.readers, 0)]
+        sweep += [(2, 2, 2), (2, 2, 4), (2, 2, 6), (1, 2, 4), (2, 2, 8)]
+        for decode_threads, readers, processes in sweep:
 
-            def load(decode_threads=decode_threads, readers=readers) -> None:
+            def load(decode_threads=decode_threads, readers=readers, processes=processes) -> None:
                 for _ in gpu_decode.iter_batches_on_device(
                     paths,
                     prep,
@@ -145,10 +148,15 @@ def main() -> None:
                     device,
                     max_pixels=None,
                     decode_threads=decode_threads,
+                    reader_processes=processes,
                 ):
                     pass
 
-            timed(f"loader, {decode_threads} decode, {readers} readers", len(paths), load, device)
+            if processes and not started:
+                load()  # warm-up: the reader processes' fork server starts (imports torch)
+                started.append(True)
+            readers_said = f"{processes} reader processes" if processes else f"{readers} readers"
+            timed(f"loader, {decode_threads} decode, {readers_said}", len(paths), load, device)
 
         idle = counting_rate(0.5)
         busy = counting_rate(0, lambda: (decode_resize(batches[0]), sync(device)))

@@ -109,6 +109,10 @@ class LabelingSession:
 
         spec_size = 224
         self._plan = plan_device(self._requested_device, spec_size)
+        if getattr(self._plan, "decode_on_device", False) and self._plan.reader_processes:
+            from fewshot_gui.data.read_processes import start_reader_processes
+
+            start_reader_processes()  # while the model loads
         self._loaded = load_encoder(self.encoder_name, self._plan, method=self.method)
         spec = self._loaded.spec
         if spec.preprocessing.crop != spec_size:
@@ -183,6 +187,7 @@ class LabelingSession:
                 plan.device,
                 max_pixels=self.max_pixels,
                 decode_threads=getattr(plan, "decode_threads", 2),
+                reader_processes=getattr(plan, "reader_processes", 0),
             )
         else:
             batches = iter_batches(

@@ -160,6 +160,7 @@ def _batches(records: list, preprocessing: Any, plan: Any) -> Any:
             plan.device_readers,
             plan.device,
             decode_threads=plan.decode_threads,
+            reader_processes=plan.reader_processes,
         )
     from fewshot_gui.data.loader import iter_batches
 
@@ -178,7 +179,12 @@ def _sync(plan: Any) -> None:
 def bench_decode(
     records: list, preprocessing: Any, plan: Any, time_limit: float | None = None
 ) -> float:
-    for _ in _batches(records[: plan.batch_size], preprocessing, plan):
+    warm_up = plan.batch_size
+    if getattr(plan, "decode_on_device", False):
+        from fewshot_gui.data.gpu_decode import PROCESS_MIN_FILES
+
+        warm_up = max(warm_up, PROCESS_MIN_FILES)  # the reader processes' fork server starts
+    for _ in _batches(records[:warm_up], preprocessing, plan):
         pass  # warm-up: decoder start-up (nvJPEG's costs 0.7 s), thread pools
     _sync(plan)
     start, n = time.perf_counter(), 0
@@ -501,6 +507,7 @@ def run(args: argparse.Namespace) -> int:
             "device_decode": bool(getattr(plan, "decode_on_device", False)),
             "decode_threads": plan.decode_threads if plan.decode_on_device else 0,
             "loader_threads": plan.device_readers if plan.decode_on_device else plan.num_workers,
+            "reader_processes": plan.reader_processes if plan.decode_on_device else 0,
             "images": len(records),
             "batch_size": plan.batch_size,
             "decode_only_img_s": round(decode, 1),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,8 +24,9 @@ class DevicePlan:
     ``autocast_dtype`` is None for full precision. ``batch_size`` is the starting batch size for
     inference at ``image_size``; callers halve it on out-of-memory (see :func:`is_out_of_memory`).
     ``decode_on_device``: decode JPEGs on the device (nvJPEG, see ``data/gpu_decode.py``) in
-    ``decode_threads`` threads, files read by ``device_readers`` threads (few: reading a cached
-    JPEG is mostly Python holding the GIL, and more threads only queue for it).
+    ``decode_threads`` threads, files read by ``reader_processes`` processes (0: by
+    ``device_readers`` threads; few, since reading a cached JPEG is mostly Python holding the GIL
+    and more threads only queue for it).
     """
 
     device: torch.device
@@ -37,6 +39,7 @@ class DevicePlan:
     decode_on_device: bool = False
     decode_threads: int = 2
     device_readers: int = 4
+    reader_processes: int = 0
 
     @property
     def is_cuda(self) -> bool:
@@ -94,12 +97,20 @@ def gpu_decode_available() -> bool:
     return True
 
 
-def _env_count(name: str, default: int) -> int:
-    """A positive count from the environment variable ``name`` (for benchmarks), else default."""
+def _env_count(name: str, default: int, minimum: int = 1) -> int:
+    """A count from the environment variable ``name`` (for benchmarks), else ``default``."""
     try:
-        return max(1, int(os.environ.get(name, default)))
+        return max(minimum, int(os.environ.get(name, default)))
     except ValueError:
         return default
+
+
+def _reader_processes() -> int:
+    """Reader processes for the device decoder: half the cores, at most 6; none in a frozen app
+    (each would start the app's executable and import torch again: seconds per labeling job)."""
+    if getattr(sys, "frozen", False):
+        return 0
+    return min(6, max(1, cpu_count() // 2))
 
 
 def plan_device(requested: str = "auto", image_size: int = 224) -> DevicePlan:
@@ -141,6 +152,7 @@ def plan_device(requested: str = "auto", image_size: int = 224) -> DevicePlan:
             decode_on_device=gpu_decode_available(),
             decode_threads=_env_count("FEWSHOT_DECODE_THREADS", 2),
             device_readers=_env_count("FEWSHOT_DEVICE_READERS", min(4, workers)),
+            reader_processes=_env_count("FEWSHOT_READER_PROCESSES", _reader_processes(), minimum=0),
         )
     if requested == "mps":
         if not _mps_available():

@@ -1,4 +1,4 @@
-"""JPEG decoding on the accelerator: bytes read in threads, decoded in batches by nvJPEG
+"""JPEG decoding on the accelerator: bytes read in threads or processes, decoded in batches by nvJPEG
 (``torchvision.io.decode_jpeg(..., device="cuda")``), resized (antialiased) and centre-cropped on
 the device. The result is the same :class:`~fewshot_gui.data.loader.Batch` as the CPU loader's, with
 ``images`` ``(n, C, crop, crop)`` uint8 already on ``device``.
@@ -12,13 +12,11 @@ with libjpeg (used by the tests).
 
 from __future__ import annotations
 
-import os
-import struct
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -26,118 +24,25 @@ import torch.nn.functional as F
 
 from fewshot_gui.core.types import FileFailure
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS
+from fewshot_gui.data.jpeg_header import JpegInfo, device_info, read_bytes
 from fewshot_gui.data.loader import Batch, PathOrRecord, _path, decode_one, run_ahead
 from fewshot_gui.data.preprocess import Preprocessing
+from fewshot_gui.data.read_processes import FileRuns, RunReader, run_ranges
 
 warnings.filterwarnings(  # torchvision 0.29 deprecates its decoders in favour of TorchCodec
     "ignore", message="The image decoding and encoding capabilities", category=DeprecationWarning
 )
 
 
-_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2})  # baseline, extended, progressive Huffman
 _MODES = {"bicubic": "bicubic", "bilinear": "bilinear", "lanczos": "bicubic", "nearest": "nearest"}
 
 
-@dataclass(frozen=True)
-class JpegInfo:
-    """What the header of a JPEG says: size, colour components, EXIF orientation (1 = upright)."""
+class _Jpeg(NamedTuple):
+    """A file for the device decoder: its bytes (writable, so the decoder's input tensor is a
+    view, not a copy; or a ``(nbytes,)`` uint8 tensor from a reader process) and its header."""
 
-    width: int
-    height: int
-    components: int
-    orientation: int
-
-
-def _exif_orientation(segment: bytes) -> int:
-    """The orientation tag of an APP1 ``Exif`` segment body (1 when absent or unreadable)."""
-    tiff = segment[6:]
-    if len(tiff) < 8 or tiff[:2] not in (b"II", b"MM"):
-        return 1
-    order = "<" if tiff[:2] == b"II" else ">"
-    try:
-        (first,) = struct.unpack_from(order + "I", tiff, 4)
-        (count,) = struct.unpack_from(order + "H", tiff, first)
-        for i in range(count):
-            tag, _, _, value = struct.unpack_from(order + "HHIH", tiff, first + 2 + 12 * i)
-            if tag == 0x0112:
-                return int(value)
-    except struct.error:
-        return 1
-    return 1
-
-
-def jpeg_info(data: bytes) -> JpegInfo | None:
-    """Parse the markers before the scan; None when ``data`` is not a JPEG this module decodes.
-
-    Runs once per file in the reader threads, holding the GIL: it indexes bytes rather than
-    slicing segments (about 3 µs for a camera JPEG's nine segments).
-    """
-    if data[:2] != b"\xff\xd8":
-        return None
-    n, pos, orientation, size = len(data), 2, 1, None
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        end = pos + 2 + ((data[pos + 2] << 8) | data[pos + 3])
-        if marker == 0xDA:  # start of scan: the header is over
-            break
-        if marker in _SOF_MARKERS:
-            if end - pos >= 10 and end <= n:  # precision, height, width, components
-                height = (data[pos + 5] << 8) | data[pos + 6]
-                width = (data[pos + 7] << 8) | data[pos + 8]
-                size = (width, height, data[pos + 9])
-        elif marker == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
-            orientation = _exif_orientation(data[pos + 4 : end])
-        elif 0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return None  # lossless / arithmetic coding: leave it to PIL
-        pos = end
-    if size is None:
-        return None
-    return JpegInfo(size[0], size[1], size[2], orientation)
-
-
-def _device_info(data: bytes, max_pixels: int | None) -> JpegInfo | None:
-    """The header of a complete JPEG the device decoder can turn into the PIL path's pixels."""
-    info = jpeg_info(data)
-    if info is None or info.components not in (1, 3) or info.orientation != 1:
-        return None
-    if info.width < 1 or info.height < 1:
-        return None
-    if max_pixels is not None and info.width * info.height > max_pixels:
-        return None
-    if not data.endswith(b"\xff\xd9") and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        return None  # truncated: the PIL path gives the reason
-    return info
-
-
-@dataclass(frozen=True)
-class _Jpeg:
-    data: bytearray  # writable, so that the decoder's input tensor is a view, not a copy
+    data: bytearray | torch.Tensor
     info: JpegInfo
-
-
-def read_bytes(path: str) -> bytearray:
-    """A file's bytes, writable (so the decoder's input tensor is a view, not a copy).
-
-    Four system calls and no file object where ``os.readv`` exists: the reader threads hold the
-    GIL for less (on 8 threads of a 2-core machine: 13.6k files/s against 9.2k with ``open``).
-    """
-    if not hasattr(os, "readv"):  # Windows
-        with open(path, "rb", buffering=0) as fp:
-            data = bytearray(os.fstat(fp.fileno()).st_size)
-            del data[fp.readinto(data) :]
-        return data
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = bytearray(os.fstat(fd).st_size)
-        del data[os.readv(fd, [data]) :]
-    finally:
-        os.close(fd)
-    return data
 
 
 def _read(path: str, preprocessing: Preprocessing, max_pixels: int | None) -> object:
@@ -146,7 +51,7 @@ def _read(path: str, preprocessing: Preprocessing, max_pixels: int | None) -> ob
         data = read_bytes(path)
     except Exception:
         return decode_one(path, preprocessing, max_pixels)  # for the plain reason
-    info = _device_info(data, max_pixels)
+    info = device_info(data, max_pixels)
     if info is not None:
         return _Jpeg(data, info)
     return decode_one(path, preprocessing, max_pixels)
@@ -176,13 +81,15 @@ def resize_crop(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Ten
 
 
 def _decode_on_device(
-    datas: Sequence[bytearray], preprocessing: Preprocessing, device: torch.device
+    datas: Sequence[bytearray | torch.Tensor], preprocessing: Preprocessing, device: torch.device
 ) -> list[torch.Tensor | None]:
     """Decode a list of JPEGs on ``device`` in one call; on error, one by one (None = refused)."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
     mode = ImageReadMode.RGB if preprocessing.channels == 3 else ImageReadMode.GRAY
-    tensors = [torch.frombuffer(d, dtype=torch.uint8) for d in datas]  # views, no copies
+    tensors = [  # views, no copies
+        d if isinstance(d, torch.Tensor) else torch.frombuffer(d, dtype=torch.uint8) for d in datas
+    ]
     if not tensors:
         return []
     try:
@@ -285,6 +192,10 @@ READ_RUN = 32
 ``benchmarks/decode_stages.py``)."""
 
 
+PROCESS_MIN_FILES = 2048
+"""Fewer files than this are read in threads: starting reader processes costs more."""
+
+
 def iter_batches_on_device(
     records: Sequence[PathOrRecord],
     preprocessing: Preprocessing,
@@ -294,14 +205,17 @@ def iter_batches_on_device(
     prefetch: int = 2,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     decode_threads: int = DECODE_THREADS,
+    reader_processes: int = 0,
 ) -> Iterator[Batch]:
     """Like :func:`~fewshot_gui.data.loader.iter_batches`, decoding JPEGs on ``device``.
 
-    ``num_workers`` threads read files, :data:`READ_RUN` at a time (and run the PIL path for the
-    files the device cannot take); ``decode_threads`` more decode batches on the device, each on
-    its own CUDA stream, while the consumer uses earlier ones. ``images`` of every batch are on
-    ``device``, complete, and safe to use on the consumer's current stream. Closing the generator
-    stops the work.
+    Files are read by ``reader_processes`` worker processes (see
+    :mod:`~fewshot_gui.data.read_processes`; for :data:`PROCESS_MIN_FILES` files or more) or else
+    by ``num_workers`` threads, :data:`READ_RUN` files a task; ``num_workers`` threads also run
+    the PIL path for the files the device cannot take. ``decode_threads`` threads decode batches
+    on the device, each on its own CUDA stream, while the consumer uses earlier ones. ``images``
+    of every batch are on ``device``, complete, and safe to use on the consumer's current stream.
+    Closing the generator stops the work.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -313,10 +227,32 @@ def iter_batches_on_device(
     streams = threading.local()  # each decode thread's own CUDA stream
     readers = ThreadPoolExecutor(max(1, num_workers), thread_name_prefix="fewshot-read")
     decoder = ThreadPoolExecutor(decode_threads, thread_name_prefix="fewshot-device-decode")
+    runs: RunReader | None = None
+    if reader_processes > 0 and len(paths) >= PROCESS_MIN_FILES:
+        ranges = run_ranges(len(paths), batch_size)
+        runs = RunReader(
+            FileRuns(paths, [r for batch in ranges for r in batch], max_pixels), reader_processes
+        )
+        fetcher = ThreadPoolExecutor(1, thread_name_prefix="fewshot-read-runs")
     Job = tuple[list[Future[list]], Future[Batch]]
 
-    def stage(start: int, runs: list[Future[list]]) -> Batch:
-        results = [result for run in runs for result in run.result()]
+    def fetch(start: int, count: int) -> list:
+        """In the fetcher thread, batch after batch: the next ``count`` runs, as read results."""
+        assert runs is not None
+        results: list = []
+        for _ in range(count):
+            run = runs.next()
+            views = iter(run.data.split(run.lengths) if run.lengths else ())
+            for info in run.infos:
+                if info is None:  # the PIL path, in a reader thread
+                    path = paths[start + len(results)]
+                    results.append(readers.submit(decode_one, path, preprocessing, max_pixels))
+                else:
+                    results.append(_Jpeg(next(views), info))
+        return results
+
+    def stage(start: int, reads: list[Future[list]]) -> Batch:
+        results = [r.result() if isinstance(r, Future) else r for f in reads for r in f.result()]
         chunk = paths[start : start + batch_size]
         if consumer is None:
             return assemble(start, results, chunk, preprocessing, device, max_pixels, budget)
@@ -330,13 +266,16 @@ def iter_batches_on_device(
         return batch
 
     def jobs() -> Iterator[Job]:
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
-            runs = [
-                readers.submit(_read_files, chunk[i : i + READ_RUN], preprocessing, max_pixels)
-                for i in range(0, len(chunk), READ_RUN)
-            ]
-            yield runs, decoder.submit(stage, start, runs)
+        for b, start in enumerate(range(0, len(paths), batch_size)):
+            if runs is not None:
+                reads = [fetcher.submit(fetch, start, len(ranges[b]))]
+            else:
+                chunk = paths[start : start + batch_size]
+                reads = [
+                    readers.submit(_read_files, chunk[i : i + READ_RUN], preprocessing, max_pixels)
+                    for i in range(0, len(chunk), READ_RUN)
+                ]
+            yield reads, decoder.submit(stage, start, reads)
 
     def cancel(job: Job) -> None:
         job[1].cancel()
@@ -348,5 +287,8 @@ def iter_batches_on_device(
             jobs(), lambda job: job[1].result(), cancel, max(prefetch, decode_threads)
         )
     finally:
+        if runs is not None:
+            fetcher.shutdown(wait=True, cancel_futures=True)
+            runs.close()
         readers.shutdown(wait=True, cancel_futures=True)
         decoder.shutdown(wait=True, cancel_futures=True)

@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fewshot_gui.data import gpu_decode
-from fewshot_gui.data.gpu_decode import iter_batches_on_device, jpeg_info
+from fewshot_gui.data import gpu_decode, read_processes
+from fewshot_gui.data.gpu_decode import iter_batches_on_device
+from fewshot_gui.data.jpeg_header import jpeg_info
 from fewshot_gui.data.loader import iter_batches
 from fewshot_gui.data.preprocess import Preprocessing
 
@@ -62,24 +63,39 @@ NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"
 
 
 @pytest.mark.parametrize(
-    ("batch_size", "decode_threads", "device_name"),
+    ("batch_size", "decode_threads", "processes", "device_name"),
     [
-        (3, 1, "cpu"),
-        (16, 1, "cpu"),
-        (2, 3, "cpu"),
-        pytest.param(3, 2, "cuda", marks=NO_CUDA),
-        pytest.param(16, 1, "cuda", marks=NO_CUDA),
+        (3, 1, 0, "cpu"),
+        (16, 1, 0, "cpu"),
+        (2, 3, 0, "cpu"),
+        (3, 2, 2, "cpu"),
+        pytest.param(3, 2, 0, "cuda", marks=NO_CUDA),
+        pytest.param(16, 1, 2, "cuda", marks=NO_CUDA),
     ],
 )
 def test_device_path_matches_pil_path(
-    tmp_path: Path, batch_size: int, decode_threads: int, device_name: str
+    tmp_path: Path,
+    monkeypatch,
+    batch_size: int,
+    decode_threads: int,
+    processes: int,
+    device_name: str,
 ) -> None:
     """Same rows, failures and (nearly) pixels as the PIL path, in order, with any number of
-    decode threads; on CUDA the batches come from the decode threads' own streams."""
+    decode threads, read in threads or in reader processes; on CUDA the batches come from the
+    decode threads' own streams."""
+    monkeypatch.setattr(gpu_decode, "PROCESS_MIN_FILES", 0)
+    monkeypatch.setattr(read_processes, "RUN_FILES", 2)  # several runs a batch
     paths = _folder(tmp_path)
     device = list(
         iter_batches_on_device(
-            paths, PRE, batch_size, 2, device_name, decode_threads=decode_threads
+            paths,
+            PRE,
+            batch_size,
+            2,
+            device_name,
+            decode_threads=decode_threads,
+            reader_processes=processes,
         )
     )
     for batch in device:
@@ -128,3 +144,53 @@ def test_resize_crop_matches_pil_geometry() -> None:
     images = torch.randint(0, 256, (2, 3, 75, 100), dtype=torch.uint8)
     out = gpu_decode.resize_crop(images, Preprocessing(resize=48, crop=40))
     assert out.shape == (2, 3, 40, 40) and out.dtype == torch.uint8
+
+
+def test_run_ranges_never_span_two_batches() -> None:
+    assert read_processes.run_ranges(7, 3, 2) == [[(0, 2), (2, 3)], [(3, 5), (5, 6)], [(6, 7)]]
+    assert read_processes.run_ranges(0, 3, 2) == []
+
+
+def test_runs_are_read_in_this_thread_when_processes_fail(tmp_path: Path, monkeypatch) -> None:
+    """No worker processes (a sandbox, a frozen app without them): same runs, read here."""
+    paths = _folder(tmp_path)
+    ranges = [r for batch in read_processes.run_ranges(len(paths), 4, 3) for r in batch]
+    runs = read_processes.FileRuns(paths, ranges, None)
+
+    def no_processes() -> None:
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(read_processes, "_context", no_processes)
+    reader = read_processes.RunReader(runs, processes=2)
+    got = [reader.next() for _ in ranges]
+    assert isinstance(reader.failed, OSError)
+    for run, want in zip(got, (runs[k] for k in range(len(ranges))), strict=True):
+        assert run.lengths == want.lengths and run.infos == want.infos
+        assert torch.equal(run.data, want.data)
+    assert [info is None for run in got for info in run.infos] == [
+        False,
+        False,
+        True,
+        True,
+        False,
+        True,
+        False,
+        True,
+    ]  # PNG, truncated, not an image, EXIF-rotated: the PIL path
+
+
+def test_runs_come_from_worker_processes_in_order(tmp_path: Path) -> None:
+    paths = _folder(tmp_path) * 3
+    ranges = [r for batch in read_processes.run_ranges(len(paths), 5, 2) for r in batch]
+    runs = read_processes.FileRuns(paths, ranges, None)
+    reader = read_processes.RunReader(runs, processes=2)
+    try:
+        got = [reader.next() for _ in ranges]
+    finally:
+        reader.close()
+    assert reader.failed is None
+    assert any(run.data.is_shared() for run in got)  # sent through shared memory
+    for k, run in enumerate(got):
+        want = runs[k]
+        assert run.lengths == want.lengths and run.infos == want.infos
+        assert torch.equal(run.data, want.data)
