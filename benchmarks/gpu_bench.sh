@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU throughput figures of issue 5: makes ~20,000 500×375 JPEGs, then runs `fewshot-gui bench`
-# for resnet18 and efficientnet-lite0 (random weights: throughput only), each bounded in time.
+# for resnet18 and efficientnet-lite0 (random weights: throughput only), each bounded in time;
+# on a GPU also ResNet-18 with files read in threads instead of processes, and with PIL decoding.
 #
 #   bash benchmarks/gpu_bench.sh OUT_DIR          # on the GPU machine, from the repository root
 #   BENCH_IMAGES=50 bash benchmarks/gpu_bench.sh /tmp/x   # tiny run (works on a CPU)
@@ -60,6 +61,7 @@ run_bench() {  # name, extra environment, encoder
 run_bench resnet18 "FEWSHOT_GPU_DECODE=1" resnet18
 run_bench efficientnet-lite0 "FEWSHOT_GPU_DECODE=1" efficientnet-lite0
 if [ "$DEVICE" != "cpu" ]; then
+  run_bench resnet18-reader-threads "FEWSHOT_GPU_DECODE=1 FEWSHOT_READER_PROCESSES=0" resnet18
   run_bench resnet18-pil-decode "FEWSHOT_GPU_DECODE=0" resnet18
 fi
 say "done"
