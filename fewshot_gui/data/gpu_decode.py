@@ -49,12 +49,12 @@ def _read(path: str, preprocessing: Preprocessing, max_pixels: int | None) -> ob
     """Worker: the file's bytes when the device can decode it, else the PIL path's result."""
     try:
         data = read_bytes(path)
+        info = None if data is None else device_info(data, max_pixels)
     except Exception:
-        return decode_one(path, preprocessing, max_pixels)  # for the plain reason
-    info = device_info(data, max_pixels)
-    if info is not None:
-        return _Jpeg(data, info)
-    return decode_one(path, preprocessing, max_pixels)
+        data, info = None, None
+    if info is None:  # not for the device, or unreadable: the PIL path gives the reason
+        return decode_one(path, preprocessing, max_pixels)
+    return _Jpeg(data, info)
 
 
 def _read_files(paths: Sequence[str], preprocessing: Preprocessing, max_pixels: int | None) -> list:

@@ -7,6 +7,7 @@ in reader processes (see :mod:`fewshot_gui.data.read_processes`).
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from typing import NamedTuple
 
@@ -88,20 +89,34 @@ def device_info(data: bytes, max_pixels: int | None) -> JpegInfo | None:
     return info
 
 
-def read_bytes(path: str) -> bytearray:
-    """A file's bytes, writable (so the decoder's input tensor is a view, not a copy).
+MAX_JPEG_BYTES = 64 * 2**20
+"""Larger files are left to the PIL path (which checks their size in pixels before decoding)."""
 
-    Four system calls and no file object where ``os.readv`` exists: the reader threads hold the
+
+def read_bytes(path: str, max_bytes: int | None = None) -> bytearray | None:
+    """A file's bytes, writable (so the decoder's input tensor is a view, not a copy); None for a
+    file that is not a regular file (a pipe, a device, a folder) or is larger than ``max_bytes``:
+    the PIL path then gives the reason. Raises :class:`OSError` when the file cannot be read.
+
+    A few system calls and no file object where ``os.readv`` exists: the reader threads hold the
     GIL for less (on 8 threads of a 2-core machine: 13.6k files/s against 9.2k with ``open``).
+    ``max_bytes`` defaults to :data:`MAX_JPEG_BYTES`.
     """
+    max_bytes = MAX_JPEG_BYTES if max_bytes is None else max_bytes
     if not hasattr(os, "readv"):  # Windows
         with open(path, "rb", buffering=0) as fp:
-            data = bytearray(os.fstat(fp.fileno()).st_size)
+            info = os.fstat(fp.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+                return None
+            data = bytearray(info.st_size)
             del data[fp.readinto(data) :]
         return data
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a named pipe must not block the reader
     try:
-        data = bytearray(os.fstat(fd).st_size)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            return None
+        data = bytearray(info.st_size)
         del data[os.readv(fd, [data]) :]
     finally:
         os.close(fd)

@@ -59,11 +59,10 @@ class FileRuns(Dataset):
         for path in self.paths[start:end]:
             try:
                 data = read_bytes(path)
-            except OSError:
-                infos.append(None)
-                continue
-            info = device_info(data, self.max_pixels)
-            infos.append(info)
+                info = None if data is None else device_info(data, self.max_pixels)
+            except Exception:  # unreadable: the PIL path gives the reason
+                data, info = None, None
+            infos.append(info)  # None: not for the device; the PIL path decides
             if info is not None:
                 datas.append(data)
         if not datas:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ from PIL import Image
 
 from fewshot_gui.data import gpu_decode, read_processes
 from fewshot_gui.data.gpu_decode import iter_batches_on_device
-from fewshot_gui.data.jpeg_header import jpeg_info
+from fewshot_gui.data.jpeg_header import jpeg_info, read_bytes
 from fewshot_gui.data.loader import iter_batches
 from fewshot_gui.data.preprocess import Preprocessing
 
@@ -194,3 +196,32 @@ def test_runs_come_from_worker_processes_in_order(tmp_path: Path) -> None:
         want = runs[k]
         assert run.lengths == want.lengths and run.infos == want.infos
         assert torch.equal(run.data, want.data)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+@pytest.mark.parametrize("processes", [0, 2])
+def test_named_pipe_and_oversized_file_go_to_the_pil_path(
+    tmp_path: Path, monkeypatch, processes: int
+) -> None:
+    """A pipe named like a JPEG must not block a reader; both it and a file over the size limit
+    fail (or decode) exactly as on the PIL path."""
+    monkeypatch.setattr(gpu_decode, "PROCESS_MIN_FILES", 0)
+    paths = [str(_photo(tmp_path / f"{i}.jpg", seed=i)) for i in range(3)]
+    os.mkfifo(tmp_path / "pipe.jpg")
+    paths.insert(1, str(tmp_path / "pipe.jpg"))
+    assert read_bytes(paths[1]) is None and read_bytes(paths[0], max_bytes=10) is None
+    assert read_bytes(paths[0]) == Path(paths[0]).read_bytes()
+    done: list = []
+
+    def label() -> None:
+        done.extend(iter_batches_on_device(paths, PRE, 2, 2, "cpu", reader_processes=processes))
+
+    worker = threading.Thread(target=label, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "a reader blocked on the named pipe"
+    want = list(iter_batches(paths, PRE, 2, 1))
+    assert [b.indices for b in done] == [b.indices for b in want] == [[0], [2, 3]]
+    assert [(i, f.reason) for b in done for i, f in b.failures] == [
+        (i, f.reason) for b in want for i, f in b.failures
+    ]
