@@ -106,9 +106,12 @@ def _env_count(name: str, default: int, minimum: int = 1) -> int:
 
 
 def _reader_processes() -> int:
-    """Reader processes for the device decoder: half the cores, at most 6; none in a frozen app
-    (each would start the app's executable and import torch again: seconds per labeling job)."""
-    if getattr(sys, "frozen", False):
+    """Reader processes for the device decoder: half the cores, at most 6, where a fork server
+    starts them in milliseconds (Linux); none in a frozen app or where processes are spawned
+    (each would import torch again: seconds per labeling job)."""
+    import multiprocessing
+
+    if getattr(sys, "frozen", False) or "forkserver" not in multiprocessing.get_all_start_methods():
         return 0
     return min(6, max(1, cpu_count() // 2))
 

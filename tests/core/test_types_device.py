@@ -30,3 +30,23 @@ def test_cpu_plan_and_bad_requests():
     assert plan_device("auto").name  # always something to show the user
     with pytest.raises(UsageError, match="unknown device"):
         plan_device("tpu")
+
+
+def test_device_loader_counts_follow_the_environment_and_the_platform(monkeypatch) -> None:
+    import multiprocessing
+    import sys
+
+    from fewshot_gui.core import device
+
+    monkeypatch.setenv("FEWSHOT_READER_PROCESSES", "0")
+    assert device._env_count("FEWSHOT_READER_PROCESSES", 6, minimum=0) == 0
+    monkeypatch.setenv("FEWSHOT_DECODE_THREADS", "many")
+    assert device._env_count("FEWSHOT_DECODE_THREADS", 2) == 2  # unreadable: the default
+    monkeypatch.setenv("FEWSHOT_DECODE_THREADS", "-3")
+    assert device._env_count("FEWSHOT_DECODE_THREADS", 2) == 1
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert device._reader_processes() == 0  # a frozen app reads in threads
+    monkeypatch.delattr(sys, "frozen")
+    monkeypatch.setattr(device, "cpu_count", lambda: 16)
+    expected = 6 if "forkserver" in multiprocessing.get_all_start_methods() else 0
+    assert device._reader_processes() == expected
