@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fewshot_gui.core.device import is_out_of_memory
 from fewshot_gui.core.types import FileFailure
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS
 from fewshot_gui.data.jpeg_header import JpegInfo, device_info, read_bytes
@@ -187,6 +188,34 @@ def assemble(
     return Batch([start + i for i in good], images, failures)
 
 
+def assemble_backing_off(
+    start: int,
+    results: Sequence[object],
+    paths: Sequence[str],
+    preprocessing: Preprocessing,
+    device: torch.device,
+    max_pixels: int | None,
+    budget: int,
+) -> Batch:
+    """:func:`assemble`, retried with a quarter of the pixel budget when the device runs out of
+    memory; at the last, the batch's JPEGs are decoded by the PIL path (never a failed run)."""
+    while True:
+        try:
+            return assemble(start, results, paths, preprocessing, device, max_pixels, budget)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if budget <= 1:
+            results = [
+                decode_one(path, preprocessing, max_pixels) if isinstance(r, _Jpeg) else r
+                for path, r in zip(paths, results, strict=True)
+            ]
+            return assemble(start, results, paths, preprocessing, device, max_pixels, budget)
+        budget //= 4
+
+
 READ_RUN = 32
 """Files per reader task: fewer futures, less Python per file (measured side by side in
 ``benchmarks/decode_stages.py``)."""
@@ -255,12 +284,16 @@ def iter_batches_on_device(
         results = [r.result() if isinstance(r, Future) else r for f in reads for r in f.result()]
         chunk = paths[start : start + batch_size]
         if consumer is None:
-            return assemble(start, results, chunk, preprocessing, device, max_pixels, budget)
+            return assemble_backing_off(
+                start, results, chunk, preprocessing, device, max_pixels, budget
+            )
         stream = getattr(streams, "stream", None)
         if stream is None:
             stream = streams.stream = torch.cuda.Stream(device)
         with torch.cuda.stream(stream):
-            batch = assemble(start, results, chunk, preprocessing, device, max_pixels, budget)
+            batch = assemble_backing_off(
+                start, results, chunk, preprocessing, device, max_pixels, budget
+            )
             batch.images.record_stream(consumer)  # freed only once the consumer's work is done
         stream.synchronize()  # releases the GIL; the batch is complete when it is handed over
         return batch

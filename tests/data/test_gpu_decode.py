@@ -225,3 +225,39 @@ def test_named_pipe_and_oversized_file_go_to_the_pil_path(
     assert [(i, f.reason) for b in done for i, f in b.failures] == [
         (i, f.reason) for b in want for i, f in b.failures
     ]
+
+
+@pytest.mark.parametrize("failures", [2, 99])
+def test_device_out_of_memory_backs_off_then_falls_back_to_pil(
+    tmp_path: Path, monkeypatch, failures: int
+) -> None:
+    """Out of device memory: smaller chunks, and at the last the PIL path; never a failed run."""
+    paths = _folder(tmp_path)
+    real, calls = gpu_decode._decode_on_device, []
+
+    def short_of_memory(datas, preprocessing, device):
+        calls.append(len(datas))
+        if len(calls) <= failures:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(datas, preprocessing, device)
+
+    monkeypatch.setattr(gpu_decode, "_decode_on_device", short_of_memory)
+    got = list(iter_batches_on_device(paths, PRE, 16, 2, "cpu", decode_threads=1))
+    (want,) = iter_batches(paths, PRE, 16, 1)
+    (batch,) = got
+    assert batch.indices == want.indices
+    assert [f.reason for _, f in batch.failures] == [f.reason for _, f in want.failures]
+    if failures == 2:
+        assert calls[0] == 4 and calls[-1] == 4  # the same 4 JPEGs, decoded once memory allows
+        assert (batch.images.int() - want.images.int()).abs().float().mean() < 2.0
+    else:
+        assert torch.equal(batch.images, want.images)  # all through the PIL path
+
+
+def test_other_device_errors_are_not_taken_for_out_of_memory(tmp_path: Path, monkeypatch) -> None:
+    def broken(datas, preprocessing, device):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(gpu_decode, "_decode_on_device", broken)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        list(iter_batches_on_device(_folder(tmp_path), PRE, 16, 2, "cpu"))
