@@ -147,30 +147,51 @@ def assemble(
 ) -> Batch:
     """One :class:`Batch` on ``device`` from the workers' results (JPEG bytes, arrays, failures).
 
-    JPEGs are decoded and resized in chunks of at most ``budget`` pixels. In the common case (one
-    chunk of JPEGs of one size, nothing refused) the resized chunk is the batch.
+    JPEGs are decoded and resized in chunks of at most ``budget`` pixels; when the device runs out
+    of memory, again with a quarter of the budget, and at the last by the PIL path (never a failed
+    run). In the common case (one chunk of JPEGs of one size, nothing refused) the resized chunk
+    is the batch.
     """
+
+    def decode(outcome: list[object], budget: int) -> list[tuple[list[int], torch.Tensor]]:
+        """Decode the JPEGs of ``outcome`` (refused ones: the PIL path's result, in place);
+        returns rows and their ``(k, C, crop, crop)`` tensors, in order."""
+        jpegs = [i for i, r in enumerate(outcome) if isinstance(r, _Jpeg)]
+        pixels = [outcome[i].info.width * outcome[i].info.height for i in jpegs]  # type: ignore[union-attr]
+        resized: list[tuple[list[int], torch.Tensor]] = []
+        for chunk in _chunks(jpegs, pixels, budget):
+            decoded = _decode_on_device([outcome[i].data for i in chunk], preprocessing, device)  # type: ignore[union-attr]
+            by_size: dict[tuple[int, ...], list[tuple[int, torch.Tensor]]] = {}
+            for i, image in zip(chunk, decoded, strict=True):
+                if image is None:  # refused by the device decoder: the PIL path decides
+                    outcome[i] = decode_one(paths[i], preprocessing, max_pixels)
+                else:
+                    by_size.setdefault(tuple(image.shape), []).append((i, image))
+            del decoded
+            for pairs in by_size.values():  # images of one size are resized together
+                stacked = torch.stack([image for _, image in pairs])
+                rows = [i for i, _ in pairs]
+                del pairs[:]  # the decoded images are no longer needed
+                resized.append((rows, resize_crop(stacked, preprocessing)))
+                del stacked
+        return resized
+
     outcome: list[object] = list(results)
-    jpegs = [i for i, r in enumerate(results) if isinstance(r, _Jpeg)]
-    pixels = [results[i].info.width * results[i].info.height for i in jpegs]  # type: ignore[union-attr]
-    # rows that the device decoded and resized, in order, with their (k, C, crop, crop) tensors
-    resized: list[tuple[list[int], torch.Tensor]] = []
-    for chunk in _chunks(jpegs, pixels, budget):
-        decoded = _decode_on_device([outcome[i].data for i in chunk], preprocessing, device)  # type: ignore[union-attr]
-        by_size: dict[tuple[int, ...], list[int]] = {}
-        for i, image in zip(chunk, decoded, strict=True):
-            if image is None:  # refused by the device decoder: the PIL path decides
-                outcome[i] = decode_one(paths[i], preprocessing, max_pixels)
-            else:
-                by_size.setdefault(tuple(image.shape), []).append(i)
-                outcome[i] = image
-        for rows in by_size.values():  # images of one size are resized together
-            stacked = torch.stack([outcome[i] for i in rows])  # type: ignore[misc]
-            for i in rows:
-                outcome[i] = None  # the decoded image is no longer needed
-            resized.append((rows, resize_crop(stacked, preprocessing)))
-            del stacked
-        del decoded
+    while True:
+        try:
+            resized = decode(outcome, budget)
+            break
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if budget <= 1:  # not even one image fits: this batch goes through the PIL path
+            outcome = [
+                decode_one(path, preprocessing, max_pixels) if isinstance(r, _Jpeg) else r
+                for path, r in zip(paths, outcome, strict=True)
+            ]
+        budget //= 4
     failures = [(start + i, r) for i, r in enumerate(outcome) if isinstance(r, FileFailure)]
     on_device = {i for rows, _ in resized for i in rows}
     good = [i for i, r in enumerate(outcome) if i in on_device or isinstance(r, np.ndarray)]
@@ -186,34 +207,6 @@ def assemble(
             if i not in on_device:
                 images[position[i]] = torch.from_numpy(outcome[i]).to(device)  # type: ignore[arg-type]
     return Batch([start + i for i in good], images, failures)
-
-
-def assemble_backing_off(
-    start: int,
-    results: Sequence[object],
-    paths: Sequence[str],
-    preprocessing: Preprocessing,
-    device: torch.device,
-    max_pixels: int | None,
-    budget: int,
-) -> Batch:
-    """:func:`assemble`, retried with a quarter of the pixel budget when the device runs out of
-    memory; at the last, the batch's JPEGs are decoded by the PIL path (never a failed run)."""
-    while True:
-        try:
-            return assemble(start, results, paths, preprocessing, device, max_pixels, budget)
-        except Exception as error:
-            if not is_out_of_memory(error):
-                raise
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        if budget <= 1:
-            results = [
-                decode_one(path, preprocessing, max_pixels) if isinstance(r, _Jpeg) else r
-                for path, r in zip(paths, results, strict=True)
-            ]
-            return assemble(start, results, paths, preprocessing, device, max_pixels, budget)
-        budget //= 4
 
 
 READ_RUN = 32
@@ -284,16 +277,12 @@ def iter_batches_on_device(
         results = [r.result() if isinstance(r, Future) else r for f in reads for r in f.result()]
         chunk = paths[start : start + batch_size]
         if consumer is None:
-            return assemble_backing_off(
-                start, results, chunk, preprocessing, device, max_pixels, budget
-            )
+            return assemble(start, results, chunk, preprocessing, device, max_pixels, budget)
         stream = getattr(streams, "stream", None)
         if stream is None:
             stream = streams.stream = torch.cuda.Stream(device)
         with torch.cuda.stream(stream):
-            batch = assemble_backing_off(
-                start, results, chunk, preprocessing, device, max_pixels, budget
-            )
+            batch = assemble(start, results, chunk, preprocessing, device, max_pixels, budget)
             batch.images.record_stream(consumer)  # freed only once the consumer's work is done
         stream.synchronize()  # releases the GIL; the batch is complete when it is handed over
         return batch
