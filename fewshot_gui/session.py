@@ -109,7 +109,7 @@ class LabelingSession:
 
         spec_size = 224
         self._plan = plan_device(self._requested_device, spec_size)
-        if getattr(self._plan, "decode_on_device", False) and self._plan.reader_processes:
+        if self._plan.decode_on_device and self._plan.reader_processes:
             from fewshot_gui.data.read_processes import start_reader_processes
 
             start_reader_processes()  # while the model loads
@@ -173,31 +173,10 @@ class LabelingSession:
         self, records: Sequence[ImageRecord]
     ) -> Iterator[tuple[np.ndarray, np.ndarray, list[tuple[int, FileFailure]]]]:
         """Decode in parallel, run the encoder, store in the cache; backs off on out-of-memory."""
-        from fewshot_gui.data.loader import iter_batches
+        from fewshot_gui.data.loader import iter_plan_batches
 
         plan, spec = self._plan, self._loaded.spec
-        if getattr(plan, "decode_on_device", False):  # JPEGs decoded by nvJPEG, on the GPU
-            from fewshot_gui.data.gpu_decode import iter_batches_on_device
-
-            batches = iter_batches_on_device(
-                records,
-                spec.preprocessing,
-                plan.batch_size,
-                getattr(plan, "device_readers", 4),
-                plan.device,
-                max_pixels=self.max_pixels,
-                decode_threads=getattr(plan, "decode_threads", 2),
-                reader_processes=getattr(plan, "reader_processes", 0),
-            )
-        else:
-            batches = iter_batches(
-                records,
-                spec.preprocessing,
-                plan.batch_size,
-                getattr(plan, "loader_workers", plan.num_workers),
-                pin_memory=plan.pin_memory,
-                max_pixels=self.max_pixels,
-            )
+        batches = iter_plan_batches(records, spec.preprocessing, plan, self.max_pixels)
         try:
             for batch in batches:
                 indices = np.asarray(batch.indices, dtype=np.int64)

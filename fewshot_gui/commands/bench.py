@@ -148,27 +148,6 @@ def random_weights_encoder(name: str) -> str:
     return random_name
 
 
-def _batches(records: list, preprocessing: Any, plan: Any) -> Any:
-    """The loader the session uses on ``plan`` (GPU JPEG decoding on CUDA)."""
-    if getattr(plan, "decode_on_device", False):
-        from fewshot_gui.data.gpu_decode import iter_batches_on_device
-
-        return iter_batches_on_device(
-            records,
-            preprocessing,
-            plan.batch_size,
-            plan.device_readers,
-            plan.device,
-            decode_threads=plan.decode_threads,
-            reader_processes=plan.reader_processes,
-        )
-    from fewshot_gui.data.loader import iter_batches
-
-    return iter_batches(
-        records, preprocessing, plan.batch_size, plan.num_workers, pin_memory=plan.pin_memory
-    )
-
-
 def _sync(plan: Any) -> None:
     if plan.is_cuda:
         import torch
@@ -179,16 +158,18 @@ def _sync(plan: Any) -> None:
 def bench_decode(
     records: list, preprocessing: Any, plan: Any, time_limit: float | None = None
 ) -> float:
+    from fewshot_gui.data.loader import iter_plan_batches
+
     warm_up = plan.batch_size
-    if getattr(plan, "decode_on_device", False):
+    if plan.decode_on_device:
         from fewshot_gui.data.gpu_decode import PROCESS_MIN_FILES
 
         warm_up = max(warm_up, PROCESS_MIN_FILES)  # the reader processes' fork server starts
-    for _ in _batches(records[:warm_up], preprocessing, plan):
+    for _ in iter_plan_batches(records[:warm_up], preprocessing, plan):
         pass  # warm-up: decoder start-up (nvJPEG's costs 0.7 s), thread pools
     _sync(plan)
     start, n = time.perf_counter(), 0
-    batches = _batches(records, preprocessing, plan)
+    batches = iter_plan_batches(records, preprocessing, plan)
     try:
         for batch in batches:
             n += len(batch)
@@ -506,7 +487,7 @@ def run(args: argparse.Namespace) -> int:
             "random_weights": bool(args.random_weights),
             "device_decode": bool(getattr(plan, "decode_on_device", False)),
             "decode_threads": plan.decode_threads if plan.decode_on_device else 0,
-            "loader_threads": plan.device_readers if plan.decode_on_device else plan.num_workers,
+            "loader_threads": plan.device_readers if plan.decode_on_device else plan.loader_workers,
             "reader_processes": plan.reader_processes if plan.decode_on_device else 0,
             "images": len(records),
             "batch_size": plan.batch_size,

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from fewshot_gui.core.errors import DecodeError
 from fewshot_gui.core.types import FileFailure, ImageRecord
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS, decode_image, describe_error
 from fewshot_gui.data.preprocess import Preprocessing
+
+if TYPE_CHECKING:
+    from fewshot_gui.core.device import DevicePlan
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -175,3 +178,35 @@ def iter_batches(
         yield from run_ahead(jobs(), collect, cancel, prefetch)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def iter_plan_batches(
+    records: Sequence[PathOrRecord],
+    preprocessing: Preprocessing,
+    plan: DevicePlan,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> Iterator[Batch]:
+    """The loader ``plan`` calls for, as the session and ``bench`` use it: JPEGs decoded on the
+    device (:func:`~fewshot_gui.data.gpu_decode.iter_batches_on_device`) where the plan says so,
+    else :func:`iter_batches` with the plan's decoding threads and pinned memory."""
+    if plan.decode_on_device:
+        from fewshot_gui.data.gpu_decode import iter_batches_on_device
+
+        return iter_batches_on_device(
+            records,
+            preprocessing,
+            plan.batch_size,
+            plan.device_readers,
+            plan.device,
+            max_pixels=max_pixels,
+            decode_threads=plan.decode_threads,
+            reader_processes=plan.reader_processes,
+        )
+    return iter_batches(
+        records,
+        preprocessing,
+        plan.batch_size,
+        plan.loader_workers,
+        pin_memory=plan.pin_memory,
+        max_pixels=max_pixels,
+    )
