@@ -4,7 +4,8 @@ Reading a cached JPEG and checking its header is mostly Python holding the GIL (
 ~15k files/s on the 16-core H200 host; 15 threads only 11k, queueing for the GIL, and they hold
 up the model's thread as well). Worker processes (a :class:`torch.utils.data.DataLoader`) read
 *runs* of consecutive files instead and send each run back as one uint8 tensor in shared memory
-with its files' lengths and headers, so the labeling process spends a few microseconds a file.
+with its files' lengths and headers, so the labeling process does next to no work per file
+(ResNet-18 end to end on the H200 host: 11.7k img/s, against 10.1k with 4 reader threads).
 
 :class:`RunReader` hands the runs out in order; if the processes cannot start or one fails, it
 reads the rest in the calling thread (slower, same result).
@@ -22,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from fewshot_gui.data.jpeg_header import JpegInfo, device_info, read_bytes
 
 RUN_FILES = 128
-"""Files per run: per run the DataLoader costs ~0.1 ms of this process's time (one tensor and a
-small list unpickled), under a microsecond a file."""
+"""Files per run: what this process unpickles (one tensor, two short lists) is paid per run, not
+per file."""
 
 
 class Run(NamedTuple):
