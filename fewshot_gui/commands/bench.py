@@ -485,7 +485,7 @@ def run(args: argparse.Namespace) -> int:
             "machine": plan.name,
             "encoder": args.encoder,
             "random_weights": bool(args.random_weights),
-            "device_decode": bool(getattr(plan, "decode_on_device", False)),
+            "device_decode": plan.decode_on_device,
             "decode_threads": plan.decode_threads if plan.decode_on_device else 0,
             "loader_threads": plan.device_readers if plan.decode_on_device else plan.loader_workers,
             "reader_processes": plan.reader_processes if plan.decode_on_device else 0,

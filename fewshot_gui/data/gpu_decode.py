@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from fewshot_gui.core.device import is_out_of_memory
 from fewshot_gui.core.types import FileFailure
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS
-from fewshot_gui.data.jpeg_header import JpegInfo, device_info, read_bytes
+from fewshot_gui.data.jpeg_header import JpegInfo, read_jpeg
 from fewshot_gui.data.loader import Batch, PathOrRecord, _path, decode_one, run_ahead
 from fewshot_gui.data.preprocess import Preprocessing
 from fewshot_gui.data.read_processes import FileRuns, RunReader, run_ranges
@@ -48,14 +48,10 @@ class _Jpeg(NamedTuple):
 
 def _read(path: str, preprocessing: Preprocessing, max_pixels: int | None) -> object:
     """Worker: the file's bytes when the device can decode it, else the PIL path's result."""
-    try:
-        data = read_bytes(path)
-        info = None if data is None else device_info(data, max_pixels)
-    except Exception:
-        data, info = None, None
-    if info is None:  # not for the device, or unreadable: the PIL path gives the reason
+    jpeg = read_jpeg(path, max_pixels)
+    if jpeg is None:  # not for the device, or unreadable: the PIL path gives the reason
         return decode_one(path, preprocessing, max_pixels)
-    return _Jpeg(data, info)
+    return _Jpeg(*jpeg)
 
 
 def _read_files(paths: Sequence[str], preprocessing: Preprocessing, max_pixels: int | None) -> list:

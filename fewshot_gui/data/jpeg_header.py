@@ -121,3 +121,14 @@ def read_bytes(path: str, max_bytes: int | None = None) -> bytearray | None:
     finally:
         os.close(fd)
     return data
+
+
+def read_jpeg(path: str, max_pixels: int | None) -> tuple[bytearray, JpegInfo] | None:
+    """The bytes and header of a file the device decoder can take; None for any other file or a
+    file that cannot be read (the PIL path then decodes it or gives the reason)."""
+    try:
+        data = read_bytes(path)
+        info = None if data is None else device_info(data, max_pixels)
+    except Exception:
+        return None
+    return None if info is None else (data, info)  # type: ignore[return-value]

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fewshot_gui.data.jpeg_header import JpegInfo, device_info, read_bytes
+from fewshot_gui.data.jpeg_header import JpegInfo, read_jpeg
 
 RUN_FILES = 128
 """Files per run: what this process unpickles (one tensor, two short lists) is paid per run, not
@@ -58,14 +58,10 @@ class FileRuns(Dataset):
         datas: list[bytearray] = []
         infos: list[JpegInfo | None] = []
         for path in self.paths[start:end]:
-            try:
-                data = read_bytes(path)
-                info = None if data is None else device_info(data, self.max_pixels)
-            except Exception:  # unreadable: the PIL path gives the reason
-                data, info = None, None
-            infos.append(info)  # None: not for the device; the PIL path decides
-            if info is not None:
-                datas.append(data)
+            jpeg = read_jpeg(path, self.max_pixels)
+            infos.append(None if jpeg is None else jpeg[1])  # None: the PIL path decides
+            if jpeg is not None:
+                datas.append(jpeg[0])
         if not datas:
             return Run(torch.empty(0, dtype=torch.uint8), [], infos)
         blob = bytearray().join(datas)
