@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,11 +13,19 @@ UNKNOWN = "unknown"
 
 @dataclass(frozen=True, order=True)
 class ImageRecord:
-    """One image file found by a scan; ``(path, size, mtime_ns)`` is its identity for caching."""
+    """One image file found by a scan; ``(path, size, mtime_ns, ctime_ns, inode)`` is its identity
+    for caching (``ctime_ns`` changes when content is swapped in under a restored mtime)."""
 
     path: str
     size: int
     mtime_ns: int
+    ctime_ns: int = 0
+    inode: int = 0
+
+    @classmethod
+    def from_stat(cls, path: str, info: os.stat_result) -> ImageRecord:
+        """The record of ``path`` from its ``os.stat`` result."""
+        return cls(path, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def _walk(folder: str, seen: set[str]) -> Iterator[ImageRecord]:
         if stat.S_ISDIR(info.st_mode):
             yield from _walk(entry.path, seen)
         elif stat.S_ISREG(info.st_mode) and is_image_name(entry.name):
-            yield ImageRecord(entry.path, info.st_size, info.st_mtime_ns)
+            yield ImageRecord.from_stat(entry.path, info)
 
 
 def scan_folder(root: str | os.PathLike[str]) -> list[ImageRecord]:
@@ -105,10 +105,10 @@ def scan_class_folders(root: str | os.PathLike[str]) -> dict[str, list[ImageReco
 
 
 def record_for(path: str | Path) -> ImageRecord:
-    """The identity of one file (absolute path, size, mtime); raises UsageError when missing."""
+    """The identity of one file (absolute path, size, times, inode); raises UsageError if missing."""
     path = Path(path).expanduser().absolute()
     try:
         info = path.stat()
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
-    return ImageRecord(str(path), info.st_size, info.st_mtime_ns)
+    return ImageRecord.from_stat(str(path), info)
