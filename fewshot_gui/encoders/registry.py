@@ -316,7 +316,17 @@ def __getattr__(name: str) -> str:
 
 
 def _random_backbone(name: str, **kwargs: Any) -> Callable[[], nn.Module]:
-    return lambda: build_backbone(name, **kwargs).eval()
+    """A backbone with a fixed random initialisation: every process builds the same weights, as
+    the embedding cache (keyed by the encoder's name) assumes."""
+
+    def build() -> nn.Module:
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return build_backbone(name, **kwargs).eval()
+
+    return build
 
 
 def _register_builtins() -> None:
