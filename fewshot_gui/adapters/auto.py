@@ -1,27 +1,41 @@
-"""``auto``: choose the adapter per task by cross-validation on the current support set.
+"""``auto``: choose the adapter per task by cross-validation on the support set — but only on
+strong evidence, so that reviewing a folder never makes it worse.
 
-Every candidate method (``candidates``; default: metric, memory, anil as the fast stand-in for the
-MAML family, and metalstm when a meta-learned state for it is given) is scored on the *same*
-held-out folds of the support set; the highest accuracy wins — another method must beat metric by
-at least two held-out examples to replace it — and ties go to the simpler method
-(candidate order, metric first: on a few dozen examples accuracy moves in coarse steps, and the
-log-likelihood, kept as the last tie-break, favoured over-confident methods on Flowers). The winner,
-fitted on the whole support set, does the work.
+``metric`` is the method in use until another candidate (``candidates``; default: metric, memory,
+anil as the fast stand-in for the MAML family, and metalstm when a meta-learned state for it is
+given) is *clearly* better than the method in use, on the *same* held-out examples of the support
+set. Clearly better means all of:
 
-Folds (:func:`make_folds`): examples of classes with a single example are never held out (their
-class would vanish). When every class has at least ``KFOLD_MIN_SHOT`` examples, a stratified
-``KFOLD``-fold split is used; otherwise leave-one-out, capped at ``max_folds`` folds (examples are
-dealt to the folds round-robin class by class, so no fold takes a class's last example). With no
-class of two or more examples (or a single class) nothing can be held out: ``metric`` is used
-without evaluating.
+* **enough evidence**: every class has at least ``MIN_SHOT`` examples, at least ``MIN_HELD_OUT``
+  examples are held out, in ``MIN_FOLDS`` folds or more (a candidate too slow to refit that often
+  within ``budget_s`` is not compared at all, rather than on fewer folds);
+* **a margin beyond the noise**: a paired (McNemar) comparison on the held-out examples, ``b``
+  examples right only for the challenger, ``c`` right only for the method in use:
+  ``b - c >= max(MIN_GAIN_EXAMPLES, MIN_GAIN * n, Z * sqrt(b + c))``.
 
-Cost: metric and memory are scored in closed form on all folds at once (prototypes without the
-fold's examples; memory attention with the fold's slots masked), the others by refitting on each
-fold; the fold count is lowered (to 2 at least) so that the estimated refitting time
-(:func:`refit_cost_s`) stays within ``budget_s``. The decision is remade on
-:meth:`~Adapter.add_example` / :meth:`~Adapter.remove_example` only when a class appeared or
-the support set changed by ``redecide_fraction`` (edits since the last decision over its support
-size); otherwise the edit is forwarded to the chosen adapter, which keeps live re-labeling fast.
+Hysteresis: the same test decides every later switch, from the method in use (switching back needs
+the same strong evidence), so on ambiguous evidence the choice stays put. When the evidence is
+missing (too few examples, a new class) the method in use is kept. Why (measured with
+``benchmarks/review_loop.py``, issue 13): the previous rule (best held-out accuracy, ties to metric)
+switched on 2-fold estimates of a few dozen examples chosen by the review itself (least confident
+first), and one switch lost 40 points of folder accuracy.
+
+Calibration: the chosen method's logits are scaled by a temperature fitted on its held-out
+predictions (:func:`~fewshot_gui.adapters.metric.fit_scale`, class-balanced NLL with a prior at 1),
+so confidences stay comparable across a switch; metric calibrates itself (leave-one-out) and is not
+rescaled.
+
+Folds (:func:`make_folds`): examples of classes with a single example are never held out. When
+every class has at least ``KFOLD_MIN_SHOT`` examples, a stratified ``KFOLD``-fold split is used;
+otherwise leave-one-out capped at ``max_folds`` folds (examples dealt round-robin class by class,
+so no fold takes a class's last example). Metric and memory are scored in closed form on all folds
+at once, the others by refitting on each fold (:func:`refit_cost_s` estimates the time).
+
+The decision is remade on :meth:`~Adapter.add_example` / :meth:`~Adapter.remove_example` only when
+a class appeared or the support set changed by ``redecide_fraction`` since the last decision;
+otherwise the edit is forwarded to the chosen adapter, which keeps live re-labeling fast.
+:meth:`AutoAdapter.describe` says in one plain sentence what was chosen and why,
+:meth:`AutoAdapter.details` gives the figures (for a tooltip).
 
 State: ``state`` is a checkpoint's multi-method adapter state whose keys are ``"<method>.<key>"``;
 each candidate receives its own part (prefix stripped). ``states={method: state}`` gives the parts
@@ -31,6 +45,7 @@ directly (and wins over ``state`` for the methods it names). A candidate that fa
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -57,9 +72,22 @@ FALLBACK = "metric"
 KFOLD = 5
 KFOLD_MIN_SHOT = 5
 MAX_FOLDS = 10
+MIN_SHOT = 3
+"""Examples every class needs before methods are compared (two are left to learn from)."""
+MIN_HELD_OUT = 30
+"""Held-out examples needed before methods are compared."""
+MIN_FOLDS = 5
+"""Folds needed for a comparison: with fewer, each fold's model learns from half the examples."""
+Z = 2.5
+"""Paired-test margin in standard deviations (one-sided, ≈ 0.6 % false switches per comparison)."""
+MIN_GAIN = 0.05
+"""… and the challenger must be right on this fraction of the held-out examples more …"""
+MIN_GAIN_EXAMPLES = 3
+"""… and on at least this many more."""
 REDECIDE_FRACTION = 0.2
 BUDGET_S = 0.5
-"""Estimated seconds of refitting per decision; fewer folds are used beyond it (at least 2)."""
+"""Estimated seconds of refitting per decision; candidates that do not fit ``MIN_FOLDS`` folds in
+it are not compared."""
 FIT_OVERHEAD_S = 0.005
 DEFAULT_REFIT_COST_S = 1e-6  # per head coordinate (class × dimension); measured for anil
 REFIT_COST_S = {"metalstm": 1.5e-5}  # a 20-unit LSTM step per coordinate
@@ -150,9 +178,22 @@ def refit_cost_s(method: str, n_way: int, dim: int) -> float:
     return FIT_OVERHEAD_S + n_way * dim * REFIT_COST_S.get(method, DEFAULT_REFIT_COST_S)
 
 
+def clearly_better(challenger: torch.Tensor, incumbent: torch.Tensor) -> bool:
+    """Whether a method right on the held-out examples ``challenger`` (n,) bool is clearly better
+    than one right on ``incumbent`` (n,) bool, the same examples (paired, McNemar-style)."""
+    b = int((challenger & ~incumbent).sum())
+    c = int((~challenger & incumbent).sum())
+    margin = max(MIN_GAIN_EXAMPLES, MIN_GAIN * len(challenger), Z * math.sqrt(b + c))
+    return b - c >= margin
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 @register_adapter
 class AutoAdapter(Adapter):
-    """Picks a method per support set by cross-validation (see the module docstring)."""
+    """Picks a method per support set on strong evidence only (see the module docstring)."""
 
     name = "auto"
     family = "auto"
@@ -183,8 +224,8 @@ class AutoAdapter(Adapter):
             if method == self.name:
                 raise UsageError("auto cannot be its own candidate.")
             adapter_class(method)  # UsageError naming the known methods
-        if max_folds < 2:
-            raise UsageError("auto needs max_folds of at least 2.")
+        if max_folds < MIN_FOLDS:
+            raise UsageError(f"auto needs max_folds of at least {MIN_FOLDS}.")
         self.candidate_options = {k: dict(v) for k, v in (candidate_options or {}).items()}
         self.max_folds, self.budget_s = max_folds, budget_s
         self.redecide_fraction = redecide_fraction
@@ -193,7 +234,11 @@ class AutoAdapter(Adapter):
         self._scores: dict[str, float] = {}
         self.log_likelihoods: dict[str, float] = {}
         self.failures: dict[str, str] = {}
+        self.skipped: list[str] = []  # candidates too slow to compare on enough folds
         self.scheme = "none"
+        self.held_out = 0  # examples held out in the last comparison
+        self.switched_from = ""  # the method replaced by the last decision ("" if none)
+        self.temperature_scale = 1.0  # multiplies the chosen adapter's logits
         self.decision_s = 0.0
         self._decided_size = 0
         self._decided_classes: set[str] = set()
@@ -207,7 +252,7 @@ class AutoAdapter(Adapter):
 
     @property
     def scores(self) -> dict[str, float]:
-        """Held-out support-set accuracy per evaluated candidate (empty when not evaluated)."""
+        """Held-out support-set accuracy per compared candidate (empty when none was compared)."""
         return dict(self._scores)
 
     @property
@@ -216,18 +261,56 @@ class AutoAdapter(Adapter):
         return self._adapter
 
     def describe(self) -> str:
-        """One line for the user, e.g. ``auto → memory (LOO accuracy: metric 0.83, memory 0.91)``."""
-        if not self._chosen:
-            return "auto (no support set yet)"
+        """What is in use and why, in one plain sentence (shown under the method chooser)."""
+        chosen, n = self._chosen, self.held_out
+        if not chosen:
+            return "auto: no examples yet"
+        if self.scheme == "one class":
+            return f"{chosen}: a single class, nothing to compare"
         if not self._scores:
-            why = {"none": "one example per class", "one class": "a single class"}
-            detail = f"{why.get(self.scheme, 'not evaluated')}: no evaluation"
+            counts = [self._labels.count(c) for c in self._classes]
+            if min(counts, default=0) < MIN_SHOT:
+                need = f"every class has {MIN_SHOT} examples"
+            else:
+                need = f"you have {MIN_HELD_OUT} examples"
+            return f"{chosen}: methods are compared once {need}"
+        if self.switched_from:
+            right = {m: round(a * n) for m, a in self._scores.items()}
+            return (
+                f"{chosen}: clearly better than {self.switched_from} on your "
+                f"{_plural(n, 'example')} ({right[chosen]} vs {right[self.switched_from]} right)"
+            )
+        return (
+            f"{chosen}: the other methods were not clearly better on your {_plural(n, 'example')}"
+        )
+
+    def details(self) -> str:
+        """The figures behind :meth:`describe` (for a tooltip)."""
+        lines = []
+        if self._scores:
+            parts = ", ".join(f"{m} {a:.0%}" for m, a in self._scores.items())
+            lines.append(f"Held-out accuracy ({self.scheme}, {self.held_out} examples): {parts}.")
+            lines.append(
+                "A method replaces the one in use only when it is right on clearly more of the "
+                f"same examples (at least {MIN_GAIN:.0%} more, beyond {Z:g}× the noise)."
+            )
         else:
-            parts = ", ".join(f"{m} {a:.2f}" for m, a in self._scores.items())
-            detail = f"{self.scheme} accuracy: {parts}"
+            lines.append(
+                f"Methods are compared once every class has {MIN_SHOT} examples and there are "
+                f"{MIN_HELD_OUT} in all; until then the method in use is kept."
+            )
+        if self.temperature_scale != 1.0:
+            lines.append(f"Confidences rescaled ×{self.temperature_scale:.2f} (held-out fit).")
+        if self.skipped:
+            lines.append(
+                "Not compared (too slow to check on enough folds): " + ", ".join(self.skipped) + "."
+            )
         if self.failures:
-            detail += "; failed: " + ", ".join(self.failures)
-        return f"auto → {self._chosen} ({detail})"
+            lines.append("Failed: " + self.describe_failures() + ".")
+        return "\n".join(lines)
+
+    def describe_failures(self) -> str:
+        return "; ".join(f"{m}: {why}" for m, why in self.failures.items())
 
     # --- the decision -------------------------------------------------------------------------
     def _make(self, method: str) -> Adapter:
@@ -235,20 +318,48 @@ class AutoAdapter(Adapter):
             state=self.states.get(method), **self.candidate_options.get(method, {})
         )
 
+    def _incumbent(self) -> str:
+        if self._chosen in self.candidates:
+            return self._chosen
+        return FALLBACK if FALLBACK in self.candidates else self.candidates[0]
+
+    def _enough_evidence(self, y: torch.Tensor, n_way: int) -> bool:
+        counts = torch.bincount(y, minlength=n_way)
+        return n_way >= 2 and int(counts.min()) >= MIN_SHOT and len(y) >= MIN_HELD_OUT
+
+    def _affordable(self, n_way: int) -> tuple[list[str], int]:
+        """The candidates to compare and the fold count: refitted candidates are dropped, most
+        expensive first, until ``MIN_FOLDS`` folds of them fit in ``budget_s``."""
+        cost = {
+            m: 0.0 if self._closed_form(m) else refit_cost_s(m, n_way, self.dim)
+            for m in self.candidates
+        }
+        keep = list(self.candidates)
+        while sum(cost[m] for m in keep) * MIN_FOLDS > self.budget_s:
+            keep.remove(max(keep, key=lambda m: cost[m]))
+        total = sum(cost[m] for m in keep)
+        folds = self.max_folds if total == 0 else int(self.budget_s / total)
+        return keep, max(MIN_FOLDS, min(self.max_folds, folds))
+
     def _decide(self) -> None:
-        """Score the candidates on the support set; keep the best one fitted on all of it."""
+        """Compare the candidates on held-out examples; switch only on strong evidence."""
         started = time.perf_counter()
         y, n_way = self.targets, len(self._classes)
-        cost = sum(
-            refit_cost_s(m, n_way, self.dim) for m in self.candidates if not self._closed_form(m)
-        )
-        max_folds = min(self.max_folds, int(self.budget_s / cost) if cost else self.max_folds)
-        fold, self.scheme = make_folds(y, n_way, max(2, max_folds))
-        self._scores, self.log_likelihoods, self.failures = {}, {}, {}
+        incumbent = self._incumbent()
+        self._scores, self.log_likelihoods, self.failures, self.skipped = {}, {}, {}, []
+        self.scheme, self.held_out, self.switched_from = "none", 0, ""
         fitted: dict[str, Adapter] = {}
-        ranked: list[tuple[float, int, float, str]] = []
-        if n_way >= 2 and self.scheme != "none":
-            for order, method in enumerate(self.candidates):
+        logps: dict[str, torch.Tensor] = {}
+        choice, truth = incumbent, None
+        if n_way < 2:
+            self.scheme = "one class"
+        elif self._enough_evidence(y, n_way):
+            compared, folds = self._affordable(n_way)
+            self.skipped = [m for m in self.candidates if m not in compared]
+            fold, self.scheme = make_folds(y, n_way, folds)
+            truth = y[fold >= 0]
+            self.held_out = len(truth)
+            for method in compared:
                 try:
                     logp, adapter = self._held_out(method, y, fold, n_way)
                 except Exception as err:  # a failing candidate must not break labeling
@@ -256,40 +367,64 @@ class AutoAdapter(Adapter):
                     continue
                 if adapter is not None:
                     fitted[method] = adapter
-                truth = y[fold >= 0]
-                acc = float((logp.argmax(1) == truth).float().mean())
-                ll = float(logp[torch.arange(len(truth)), truth].mean())
-                self._scores[method], self.log_likelihoods[method] = acc, ll
-                # Another method must classify at least two more held-out examples correctly than
-                # the fallback (metric) to replace it: small support sets give noisy accuracies.
-                margin = 0.0 if method == FALLBACK else 1.0 / max(1, len(truth))
-                ranked.append((-(acc - margin), order, -ll, method))  # ties: list order
-        elif n_way < 2:
-            self.scheme = "one class"
-        ranked.sort()
-        fallback = FALLBACK if FALLBACK in self.candidates else self.candidates[0]
-        order = [r[3] for r in ranked] or [fallback]
-        order += [m for m in self.candidates if m not in order and m not in self.failures]
-        self._adapter = None
-        for method in order:
-            try:
-                if method in fitted:
-                    self._adapter = fitted[method]
-                else:
-                    self._adapter = self._make(method).fit(self._x.numpy(), self._labels)
-            except Exception as err:
-                self.failures[method] = str(err) or type(err).__name__
-                continue
-            self._chosen = method
-            break
-        if self._adapter is None:
-            raise UsageError(f"auto: every candidate method failed ({self.describe_failures()}).")
+                logps[method] = logp
+                self._scores[method] = float((logp.argmax(1) == truth).float().mean())
+                self.log_likelihoods[method] = float(logp[torch.arange(len(truth)), truth].mean())
+            choice = self._challenge(incumbent, logps, truth)
+            if choice != incumbent:
+                self.switched_from = incumbent
+        self._install(choice, fitted, logps, truth)
         self._decided_size, self._decided_classes = self.support_size, set(self._classes)
         self._edits = 0
         self.decision_s = time.perf_counter() - started
 
-    def describe_failures(self) -> str:
-        return "; ".join(f"{m}: {why}" for m, why in self.failures.items())
+    def _challenge(
+        self, incumbent: str, logps: Mapping[str, torch.Tensor], truth: torch.Tensor
+    ) -> str:
+        """The method to use: ``incumbent`` unless a candidate is clearly better (the clearest)."""
+        if incumbent not in logps:  # it failed: the first candidate that could be scored
+            incumbent = next((m for m in self.candidates if m in logps), incumbent)
+            if incumbent not in logps:
+                return incumbent
+        right = {m: logp.argmax(1) == truth for m, logp in logps.items()}
+        best, best_gain = incumbent, 0
+        for method in logps:
+            gain = int(right[method].sum()) - int(right[incumbent].sum())
+            if gain > best_gain and clearly_better(right[method], right[incumbent]):
+                best, best_gain = method, gain
+        return best
+
+    def _install(
+        self,
+        choice: str,
+        fitted: Mapping[str, Adapter],
+        logps: Mapping[str, torch.Tensor],
+        truth: torch.Tensor | None,
+    ) -> None:
+        """Fit ``choice`` on the whole support set (the next candidate if it fails) and its
+        temperature on its held-out predictions."""
+        previous = self._chosen
+        order = [choice, *(m for m in self.candidates if m != choice and m not in self.failures)]
+        self._adapter = None
+        for method in order:
+            try:
+                adapter = fitted.get(method) or self._make(method).fit(
+                    self._x.numpy(), self._labels
+                )
+            except Exception as err:
+                self.failures[method] = str(err) or type(err).__name__
+                continue
+            self._adapter, self._chosen = adapter, method
+            break
+        if self._adapter is None:
+            raise UsageError(f"auto: every candidate method failed ({self.describe_failures()}).")
+        if isinstance(self._adapter, MetricAdapter):  # calibrated by leave-one-out already
+            self.temperature_scale = 1.0
+        elif truth is not None and self._chosen in logps:
+            logp = logps[self._chosen]
+            self.temperature_scale = fit_scale(logp, truth, len(self._classes), 1.0)
+        elif self._chosen != previous:
+            self.temperature_scale = 1.0
 
     def _closed_form(self, method: str) -> bool:
         """Whether ``method`` is scored without refitting (metric, memory)."""
@@ -341,6 +476,7 @@ class AutoAdapter(Adapter):
     def _example_removed(self, index: int) -> None:
         if not self._labels:
             self._adapter, self._chosen, self._scores = None, "", {}
+            self.temperature_scale, self.switched_from, self.held_out = 1.0, "", 0
             self._decided_size, self._decided_classes, self._edits = 0, set(), 0
         elif self._adapter is None or self._needs_decision(False):
             self._decide()
@@ -357,7 +493,8 @@ class AutoAdapter(Adapter):
     def _logits(self, queries: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         assert self._adapter is not None
         columns = [self._adapter.classes.index(c) for c in self._classes]
-        return self._adapter._logits(queries, features)[:, columns]
+        logits = self._adapter._logits(queries, features)[:, columns]
+        return logits if self.temperature_scale == 1.0 else logits * self.temperature_scale
 
     def _read_done(self) -> None:
         if self._adapter is not None:
@@ -373,6 +510,10 @@ class AutoAdapter(Adapter):
             log_likelihoods=dict(self.log_likelihoods),
             failures=dict(self.failures),
             scheme=self.scheme,
+            held_out=self.held_out,
+            switched_from=self.switched_from,
+            skipped=list(self.skipped),
+            temperature_scale=self.temperature_scale,
             decided_size=self._decided_size,
             decided_classes=sorted(self._decided_classes),
             edits=self._edits,
@@ -389,6 +530,10 @@ class AutoAdapter(Adapter):
         self.log_likelihoods = dict(state["log_likelihoods"])
         self.failures = dict(state["failures"])
         self.scheme = state["scheme"]
+        self.held_out = int(state.get("held_out", 0))
+        self.switched_from = str(state.get("switched_from", ""))
+        self.skipped = list(state.get("skipped", []))
+        self.temperature_scale = float(state.get("temperature_scale", 1.0))
         self._decided_size = state["decided_size"]
         self._decided_classes = set(state["decided_classes"])
         self._edits = state["edits"]
