@@ -97,6 +97,9 @@ class LabelingSession:
         self._support: list[tuple[str, str]] = []  # (path, class name)
         self.failures: dict[str, FileFailure] = {}
         self.embedded_count = 0  # images run through the model (cache misses) in this session
+        self._warnings: dict[str, str] = {}  # kind → one line for the user (see take_warnings)
+        self._warned: set[str] = set()
+        self._nonfinite = 0  # images the encoder gave NaN/inf embeddings for
 
     # ---------------------------------------------------------------- model and device
     def load(self) -> None:
@@ -138,6 +141,38 @@ class LabelingSession:
     def embed_dim(self) -> int:
         self.load()
         return int(self._loaded.spec.embed_dim)
+
+    # ---------------------------------------------------------------- warnings
+    @property
+    def warnings(self) -> list[str]:
+        """One line per problem met so far that did not stop the run (a damaged cache rebuilt, a
+        cache that cannot be written, images the encoder gave NaN/inf for)."""
+        cache = list(self._cache.warnings) if self._cache is not None else []
+        return [*cache, *self._warnings.values()]
+
+    def take_warnings(self) -> list[str]:
+        """The lines of :attr:`warnings` not taken before (for the CLI and the app to show)."""
+        new = [w for w in self.warnings if w not in self._warned]
+        self._warned.update(new)
+        return new
+
+    def _finite(
+        self, records: Sequence[ImageRecord], indices: np.ndarray, embeddings: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, FileFailure]]]:
+        """Split off the rows of ``embeddings`` ``(n, D)`` that are not finite: those images fail
+        with a reason naming the encoder, and are neither used nor cached."""
+        finite = np.isfinite(embeddings).all(axis=1)
+        if finite.all():
+            return indices, embeddings, []
+        reason = f"the encoder {self.encoder_name} gave NaN/inf values for this image"
+        failed = [(int(i), FileFailure(records[i].path, reason)) for i in indices[~finite]]
+        self._nonfinite += len(failed)
+        names = ", ".join(Path(records[i].path).name for i, _ in failed[:3])
+        self._warnings["nonfinite"] = (
+            f"the encoder {self.encoder_name} gave NaN/inf embeddings for {self._nonfinite} "
+            f"images (e.g. {names}); they are listed as failed and not cached"
+        )
+        return indices[finite], embeddings[finite], failed
 
     # ---------------------------------------------------------------- embedding
     def _embed(self, records: Sequence[ImageRecord], stage: str) -> Iterator[Progress | _Embedded]:
@@ -181,13 +216,16 @@ class LabelingSession:
             for batch in batches:
                 indices = np.asarray(batch.indices, dtype=np.int64)
                 embeddings = self._forward(batch.images)
+                indices, embeddings, bad = self._finite(records, indices, embeddings)
                 if self._cache is not None and len(indices):
                     self._cache.put_many([records[i] for i in indices], embeddings)
-                    # the cache keeps half precision: use exactly what a later run will read back,
-                    # so a second run over the same folder gives identical results
-                    embeddings = embeddings.astype(np.float16).astype(np.float32)
-                self.embedded_count += len(indices)
-                yield indices, embeddings, list(batch.failures)
+                    # the cache keeps half precision: use exactly what a later run reads back (or,
+                    # for rows too large for it, re-embeds), so every run gives the same results
+                    with np.errstate(over="ignore"):
+                        half = embeddings.astype(np.float16).astype(np.float32)
+                    embeddings = np.where(np.isfinite(half), half, embeddings)
+                self.embedded_count += len(indices) + len(bad)
+                yield indices, embeddings, [*batch.failures, *bad]
         finally:
             batches.close()
 

@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         elif isinstance(item, BatchResult):
             failures.extend(item.failures)
     bar.close()
+    for line in session.take_warnings():  # a damaged or unwritable cache, NaN embeddings
+        print(f"warning: {line}", file=sys.stderr)
     predictions = session.predictions()
     write_csv(args.out, predictions, failures, [r.path for r in records])
     elapsed = time.perf_counter() - start
