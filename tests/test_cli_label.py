@@ -47,7 +47,10 @@ def test_label_bad_folder_completes_and_changes_nothing(tmp_path, support, capsy
     )
     assert code == 0
     rows = {row["path"]: row for row in _rows(out)}
-    assert set(rows) == {str(p) for p in bad.scanned}  # one row per image file found
+    not_images = {str(bad.root / "notes.txt"), str(bad.root / "image.jpg.bak")}
+    assert set(rows) == {str(p) for p in bad.scanned} | not_images  # one row per file found
+    for path in not_images:
+        assert rows[path]["error"].startswith("not an image format") and rows[path]["label"] == ""
     with open(out, encoding="utf-8") as handle:
         header = next(csv.reader(handle))
     assert header == ["path", "label", "confidence", "error", "blues", "reds"]

@@ -49,17 +49,42 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
-def support_examples(support_dir: str | Path) -> dict[str, list[str]]:
-    """Class name → example image paths, from one sub-folder per class."""
-    from fewshot_gui.data.folder import scan_class_folders
+def support_examples(support_dir: str | Path) -> tuple[dict[str, list[str]], list[str]]:
+    """Class name → example image paths, from one sub-folder per class, and one plain line for
+    each thing found there but not used (empty class, loose image, FIFO, …).
 
-    classes = scan_class_folders(support_dir)
-    if not classes:
+    Raises UsageError when there is no class, no class has an image, or a class folder's name
+    cannot be a class name (e.g. ``unknown``, reserved for images that match no class).
+    """
+    from fewshot_gui.core.names import class_name_problem
+    from fewshot_gui.data.folder import scan_classes
+
+    found = scan_classes(support_dir)
+    if not found.classes:
         raise UsageError(f"{support_dir} has no class sub-folders (one sub-folder per class)")
-    examples = {name: [r.path for r in records] for name, records in classes.items() if records}
+    for name in found.classes:
+        problem = class_name_problem(name)
+        if problem:
+            raise UsageError(f"{problem} (class folder {Path(support_dir, name)})")
+    examples = {name: [r.path for r in rs] for name, rs in found.classes.items() if rs}
     if not examples:
         raise UsageError(f"no class in {support_dir} has an example image")
-    return examples
+    notes = [
+        f"class {name!r} has no readable example image: skipped"
+        for name, rs in found.classes.items()
+        if not rs
+    ]
+    notes += [f"not used: {f.path} ({f.reason})" for f in found.skipped]
+    if found.hidden:
+        notes.append(f"{found.hidden} hidden name(s) in the support folder passed over")
+    return examples, notes
+
+
+def _print_notes(notes: list[str], limit: int = 10) -> None:
+    for note in notes[:limit]:
+        print(f"  {note}", file=sys.stderr)
+    if len(notes) > limit:
+        print(f"  … and {len(notes) - limit} more", file=sys.stderr)
 
 
 def write_csv(
@@ -88,12 +113,28 @@ def write_csv(
     os.replace(tmp, path)
 
 
+def _is_same(path: str, target: Path) -> bool:
+    """True when ``path`` is the file ``target`` (cheap: only same-named paths are resolved)."""
+    return os.path.basename(path) == target.name and os.path.realpath(path) == os.path.realpath(
+        target
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    from fewshot_gui.data.folder import scan_folder
+    from fewshot_gui.commands._output import check_output_file
+    from fewshot_gui.data.folder import scan
+
+    # every input and the output are checked before torch is imported and the model loads
+    examples, support_notes = support_examples(args.support_dir)
+    found = scan(args.images_dir)
+    records = found.records
+    inputs = {"images folder": args.images_dir, "support folder": args.support_dir}
+    out = check_output_file(args.out, inputs)
+    skipped = [f for f in found.skipped if not _is_same(f.path, out)]  # our own earlier CSV
+    _print_notes(support_notes)
+
     from fewshot_gui.session import BatchResult, LabelingSession
 
-    examples = support_examples(args.support_dir)
-    records = scan_folder(args.images_dir)
     options = {"triplet": True} if args.triplet else {}
     session = LabelingSession(
         encoder=args.encoder,
@@ -116,10 +157,9 @@ def run(args: argparse.Namespace) -> int:
         elif isinstance(item, BatchResult):
             failures.extend(item.failures)
     bar.close()
-    for line in session.take_warnings():  # a damaged or unwritable cache, NaN embeddings
-        print(f"warning: {line}", file=sys.stderr)
     predictions = session.predictions()
-    write_csv(args.out, predictions, failures, [r.path for r in records])
+    order = sorted([r.path for r in records] + [f.path for f in skipped])
+    write_csv(out, predictions, failures + skipped, order)
     elapsed = time.perf_counter() - start
     if not args.quiet:
         counts: dict[str, int] = {}
@@ -135,11 +175,20 @@ def run(args: argparse.Namespace) -> int:
         )
         if summary:
             print(f"  {summary}", file=sys.stderr)
+        if skipped:
+            print(
+                f"  {len(skipped)} path(s) found but not used (FIFO, broken link, not an image "
+                "format, …): rows with the reason in the error column",
+                file=sys.stderr,
+            )
+        if found.hidden:
+            hidden = f"{found.hidden} hidden name(s) (starting with '.') passed over"
+            print(f"  {hidden}", file=sys.stderr)
         for name in examples:
             if name not in session.classes:
                 print(
                     f"  class {name!r} skipped: none of its examples could be read", file=sys.stderr
                 )
-        print(f"wrote {args.out}", file=sys.stderr)
+        print(f"wrote {out}", file=sys.stderr)
     session.close()
     return 0

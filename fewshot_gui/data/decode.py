@@ -1,8 +1,10 @@
 """Robust, read-only image decoding: one file in, one RGB :class:`PIL.Image.Image` out, or a
 :class:`DecodeError` with a plain reason.
 
-Handles EXIF orientation, every common mode (1, L, LA, P with transparency, RGBA, CMYK, I;16, I, F),
-the first frame of animations, and refuses decompression bombs above a configurable pixel limit.
+Opens every still-image format the installed Pillow decodes (:mod:`fewshot_gui.data.formats`: PPM,
+TGA, JPEG 2000, ICO, … but never EPS, whatever a file is named). Handles EXIF orientation, every mode
+(1, L, LA, La, P with transparency, RGBA, CMYK, YCbCr, LAB, I;16, I, F), the first frame of
+animations, and refuses decompression bombs above a configurable pixel limit.
 Files are opened read-only and never written. No global Pillow setting is changed, except that
 Pillow's own decompression-bomb *warning* is silenced: :func:`decode_image` turns a large image
 into a plain :class:`DecodeError` itself.
@@ -10,6 +12,7 @@ into a plain :class:`DecodeError` itself.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -21,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fewshot_gui.core.errors import DecodeError
+from fewshot_gui.data.formats import readable_formats
 
 DEFAULT_MAX_PIXELS = 178_956_970
 """Largest image (width × height) decoded by default: where Pillow itself refuses an image
@@ -130,6 +134,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     """A loaded image of any mode → a new RGB image (alpha composited on white)."""
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         image = _high_depth_to_l(image)
+    elif image.mode == "La":  # premultiplied: Pillow converts it only to LA
+        image = image.convert("LA")
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -147,6 +153,13 @@ def _check_size(image: Image.Image, max_pixels: int | None) -> None:
         )
 
 
+@functools.cache
+def _open_formats() -> tuple[str, ...]:
+    """The formats :func:`_open` tries, in Pillow's own order of trying."""
+    readable = readable_formats()
+    return tuple(fmt for fmt in Image.ID if fmt in readable)
+
+
 def _open(path: str, max_pixels: int | None) -> Image.Image:
     """Open (header only) or raise :class:`DecodeError` with the reason."""
     try:
@@ -160,7 +173,7 @@ def _open(path: str, max_pixels: int | None) -> Image.Image:
     if info.st_size == 0:
         raise DecodeError("empty file")
     try:
-        return Image.open(path)  # mode "rb"; Pillow never writes here
+        return Image.open(path, formats=_open_formats())  # read-only; Pillow never writes here
     except UnidentifiedImageError:
         raise DecodeError(f"not an image file ({_sniff(path)})") from None
     except Image.DecompressionBombError as err:  # beyond twice Pillow's own limit
