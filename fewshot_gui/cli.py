@@ -42,7 +42,8 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (_, help_text) in COMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        # argparse %-formats help strings (not plain descriptions): "95% interval" needs "%%"
+        sub_parser = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
         if name == wanted:  # configure only the command being run: keeps start-up light
             _module(name).configure(sub_parser)
     return parser
