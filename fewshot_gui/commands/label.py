@@ -157,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         elif isinstance(item, BatchResult):
             failures.extend(item.failures)
     bar.close()
+    for line in session.take_warnings():  # a damaged or unwritable cache, NaN embeddings
+        print(f"warning: {line}", file=sys.stderr)
     predictions = session.predictions()
     order = sorted([r.path for r in records] + [f.path for f in skipped])
     write_csv(out, predictions, failures + skipped, order)
