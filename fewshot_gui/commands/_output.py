@@ -74,9 +74,10 @@ def _probe_folder(folder: Path, target: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UsageError(
-            f"cannot create the folder for --out {folder}: {_os_reason(error)}"
-        ) from None
+        reason = _os_reason(error)
+        if isinstance(error, (FileExistsError, NotADirectoryError)):
+            reason = "a file is in the way where a folder should be"
+        raise UsageError(f"cannot create the folder for --out {folder}: {reason}") from None
     try:
         fd, probe = tempfile.mkstemp(prefix=temp_prefix(target), suffix=TEMP_SUFFIX, dir=folder)
     except OSError as error:

@@ -156,7 +156,7 @@ def _class(item: Any, absolute: Callable[[str], str]) -> ClassInfo:
     name = _expect(entry.get("name"), str, "a class name")
     problem = class_name_problem(name)
     if problem:
-        raise _Damaged(problem)
+        raise UsageError(f"the project has a class that cannot be used: {problem}")
     color = _expect(entry.get("color", "#808080"), str, f"the colour of class {name!r}")
     examples = _expect(entry.get("examples", []), list, f"the examples of class {name!r}")
     return ClassInfo(
@@ -235,7 +235,9 @@ def load_project(path: str | os.PathLike[str]) -> Project:
         raise UsageError(f"{source} is too large to be a project file")
     try:
         data = json.loads(raw)  # bytes: UTF-8 (with or without BOM), UTF-16 or UTF-32
-    except (ValueError, RecursionError, MemoryError):  # JSONDecodeError, UnicodeDecodeError, …
+    except RecursionError:
+        raise UsageError(f"{source} is not a project file (nested too deeply)") from None
+    except (ValueError, MemoryError):  # JSONDecodeError, UnicodeDecodeError, huge numbers
         raise UsageError(f"{source} is not a readable project file (not JSON text)") from None
     try:
         return from_dict(data, source.parent)
