@@ -99,7 +99,7 @@ class LabelingSession:
         self.embedded_count = 0  # images run through the model (cache misses) in this session
         self._warnings: dict[str, str] = {}  # kind → one line for the user (see take_warnings)
         self._warned: set[str] = set()
-        self._nonfinite = 0  # images the encoder gave NaN/inf embeddings for
+        self._nonfinite: list[str] = []  # names of images the encoder gave NaN/inf for
 
     # ---------------------------------------------------------------- model and device
     def load(self) -> None:
@@ -166,11 +166,10 @@ class LabelingSession:
             return indices, embeddings, []
         reason = f"the encoder {self.encoder_name} gave NaN/inf values for this image"
         failed = [(int(i), FileFailure(records[i].path, reason)) for i in indices[~finite]]
-        self._nonfinite += len(failed)
-        names = ", ".join(Path(records[i].path).name for i, _ in failed[:3])
+        self._nonfinite += [Path(f.path).name for _, f in failed]
         self._warnings["nonfinite"] = (
-            f"the encoder {self.encoder_name} gave NaN/inf embeddings for {self._nonfinite} "
-            f"images (e.g. {names}); they are listed as failed and not cached"
+            f"the encoder {self.encoder_name} gave NaN/inf embeddings for {len(self._nonfinite)} "
+            f"images (e.g. {', '.join(self._nonfinite[:3])}); they are listed as failed and not cached"
         )
         return indices[finite], embeddings[finite], failed
 
