@@ -84,6 +84,7 @@ class LabelingWorker(QObject):
     failures = Signal(list)  # list[FileFailure]
     embeddings = Signal(list, object)  # paths, (N, D) float32
     error = Signal(str)  # a plain message for the user
+    warning = Signal(str)  # a plain line about a problem that did not stop the job (cache rebuilt)
     deviceReady = Signal(str)
     methodChosen = Signal(str)  # e.g. "auto → memory (LOO accuracy: metric 0.83, memory 0.91)"
     choicesReady = Signal(list, list)  # method names, encoder names
@@ -193,6 +194,9 @@ class LabelingWorker(QObject):
         else:
             yield session.predictions()
         self._emit_embeddings()
+        take = getattr(session, "take_warnings", None)
+        for line in take() if callable(take) else []:
+            self.warning.emit(line)
 
     def _emit_embeddings(self) -> None:
         if self._session is None:
