@@ -66,7 +66,10 @@ def safe_id(encoder_id: str) -> str:
 def _reason(error: BaseException) -> str:
     if isinstance(error, OSError):
         return str(error.strerror or error)
-    return str(error) or type(error).__name__
+    text = str(error) or type(error).__name__
+    if text == "unable to open database file":  # SQLite cannot create its journal or the index
+        return f"cannot create files in its folder; SQLite: {text}"
+    return text
 
 
 class _Unusable(Exception):
