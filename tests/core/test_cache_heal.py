@@ -7,6 +7,7 @@ import errno
 import multiprocessing
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -260,16 +261,32 @@ def test_a_cache_folder_that_cannot_be_made_is_not_used(tmp_path):
     assert len(cache.warnings) == 1 and "continuing without it" in cache.warnings[0]
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a non-root POSIX user")
-def test_read_only_cache_folder(tmp_path):
+def _lock(folder: Path):
+    """Make ``folder`` unwritable (chmod, or chattr +i for root); returns the undo, or None."""
+    if os.name != "posix":
+        return None
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return lambda: folder.chmod(0o755)
+    done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+    if done.returncode != 0:
+        return None
+    return lambda: subprocess.run(["chattr", "-i", str(folder)], check=False)
+
+
+def test_unwritable_cache_folder(tmp_path):
     cache, records, data = _filled(tmp_path, n=3)
-    cache.folder.chmod(0o555)
+    unlock = _lock(cache.folder)
+    if unlock is None:
+        pytest.skip("cannot make a folder unwritable here")
     try:
-        cache = _reopen_and_check(tmp_path, records, data, None)
+        cache = _reopen_and_check(tmp_path, records, data, [0, 1, 2])
         cache.put_many(_records(5)[3:], _data(5)[3:])
-        assert len(cache.warnings) == 1
+        assert not cache.writable and len(cache.warnings) == 1
+        assert "cannot write the embedding cache" in cache.warnings[0]
+        cache.close()
     finally:
-        cache.folder.chmod(0o755)
+        unlock()
 
 
 def _writer(root: str, worker: int) -> None:
