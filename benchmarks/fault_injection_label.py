@@ -3,8 +3,9 @@
 A base folder (Flowers-102 when present, else synthetic images) is labeled once with a cache of its
 own: the reference labels. Then each trial makes a folder of symbolic links to a random subset of the
 base images (new paths: new cache keys, so every trial writes to the cache), starts ``fewshot-gui
-label`` on it in a child process with the shared cache and SIGKILLs it after a random delay (uniform
-from the start-up time to a cold run's duration), then labels the same folder again to completion and
+label`` on it in a child process with the shared cache and SIGKILLs it after a random delay (for 80 %
+of the trials uniform over the embedding time after the run's first cache write, for the rest over a
+whole cold run, start-up included), then labels the same folder again to completion and
 compares its CSV with the reference: every image has a row with a label (0 lost) equal to the
 reference label (0 wrong). At the end the base images' hashes are compared with those taken before.
 
@@ -91,9 +92,15 @@ def _trial(args, rng, root: Path, trial: int, paths: dict, reference: dict, time
     out = root / f"trial{trial}.csv"
     size = _data_size(cache)
     command = _command(args, support, folder, cache, out)
+    start = time.perf_counter()
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    delay = rng.uniform(times[1] * 0.6, times[0])
-    time.sleep(delay)
+    if rng.random() < args.anywhere:  # any moment of a cold run
+        time.sleep(rng.uniform(0, times[0]))
+    else:  # a moment after the run's first write to the cache, while it embeds
+        while process.poll() is None and _data_size(cache) == size:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, max(times[0] - times[1], 0.5)))
+    delay = time.perf_counter() - start
     finished = process.poll() is not None
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -123,6 +130,12 @@ def main() -> int:
     parser.add_argument("--classes", type=int, default=5)
     parser.add_argument("--per-class", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--anywhere",
+        type=float,
+        default=0.2,
+        help="share of kills at any moment (the rest: after the run's first cache write)",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="fault-label-") as tmp:

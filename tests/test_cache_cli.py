@@ -217,9 +217,16 @@ def test_killed_runs_leave_a_cache_the_next_run_completes_correctly(data, tmp_pa
     cache = tmp_path / "cache"
     command = [sys.executable, "-m", "fewshot_gui", *data.args(cache, tmp_path / "k.csv", True)]
     rng = random.Random(12)
-    for _ in range(3):
+    for kill in range(3):
+        data_file = list(cache.rglob("embeddings.f16"))
+        size = data_file[0].stat().st_size if data_file else 0
         process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 4.0))
+        while process.poll() is None and kill < 2:  # wait for its first write to the cache
+            written = list(cache.rglob("embeddings.f16"))
+            if written and written[0].exists() and written[0].stat().st_size > size:
+                break
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.3) if kill < 2 else rng.uniform(0.5, 3.0))
         process.send_signal(signal.SIGKILL)
         process.wait()
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
