@@ -96,10 +96,8 @@ class EmbeddingCache:
         self.usable = self.writable = True
         try:
             self._open()
-        except _Unusable as error:
-            self._disable(
-                f"cannot use the embedding cache {self.folder} ({error}); continuing without it"
-            )
+        except (_Unusable, OSError, sqlite3.Error) as error:
+            self._give_up(error)
 
     # ------------------------------------------------------------------ reporting
     @property
@@ -110,8 +108,13 @@ class EmbeddingCache:
     def _warn(self, kind: str, message: str) -> None:
         self._problems[kind] = message
 
-    def _disable(self, message: str) -> None:
-        self._warn("unusable", message)
+    def _give_up(self, error: BaseException, verb: str = "use") -> None:
+        """Stop using the cache for this run (one warning line)."""
+        self._warn(
+            "unusable",
+            f"cannot {verb} the embedding cache {self.folder} ({_reason(error)}); "
+            "continuing without it",
+        )
         self.usable = self.writable = False
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
@@ -181,6 +184,8 @@ class EmbeddingCache:
         except sqlite3.OperationalError as error:
             if _is_damage(error):
                 raise
+            raise _Unusable(_reason(error)) from None
+        except OSError as error:
             raise _Unusable(_reason(error)) from None
         return None
 
@@ -252,11 +257,8 @@ class EmbeddingCache:
         except sqlite3.OperationalError as error:
             self._read_only(error)  # the short rows will not verify: they are simply missed
             return
-        except sqlite3.Error as error:
-            self._disable(
-                f"cannot use the embedding cache {self.folder} ({_reason(error)}); "
-                "continuing without it"
-            )
+        except (sqlite3.Error, OSError) as error:
+            self._give_up(error)
             return
         self._note_lost(lost)
 
@@ -301,27 +303,30 @@ class EmbeddingCache:
                     rows[index], sums[index] = row, check
         return rows, sums
 
+    def _nothing_cached(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32), np.arange(n)
+
     def get_many(self, records: Sequence[ImageRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(hit_indices, embeddings (H, dim) float32, missing_indices)`` for ``records``.
 
         A hit is an entry for the same file identity whose row is in the data file and verifies
         against its checksum; everything else is missing (and embedded again by the caller).
         """
-        everything = np.arange(len(records))
         if self._db is None or not records:
-            return everything[:0], np.zeros((0, self.dim), np.float32), everything
+            return self._nothing_cached(len(records))
         keys = [os.fsencode(r.path) for r in records]
         idents = [cache_rows.identity(r) for r in records]
         try:
             rows, sums = self._lookup(keys, idents)
         except sqlite3.Error as error:
-            self._disable(
-                f"cannot read the embedding cache {self.folder} ({_reason(error)}); "
-                "continuing without it"
-            )
-            return everything[:0], np.zeros((0, self.dim), np.float32), everything
+            self._give_up(error, "read")
+            return self._nothing_cached(len(records))
         candidates = np.flatnonzero(rows >= 0)
-        data, found = cache_rows.read_rows(self._data_path, rows[candidates], self.dim)
+        try:
+            data, found = cache_rows.read_rows(self._data_path, rows[candidates], self.dim)
+        except OSError as error:
+            self._give_up(error, "read")
+            return self._nothing_cached(len(records))
         self._note_lost(int((~found).sum()))
         valid = found.copy()
         where = np.flatnonzero(found)
@@ -340,7 +345,7 @@ class EmbeddingCache:
                 "(damaged cache file); those images are embedded again",
             )
         hit = candidates[valid]
-        missing = np.setdiff1d(everything, hit, assume_unique=True)
+        missing = np.setdiff1d(np.arange(len(records)), hit, assume_unique=True)
         return hit, data[valid].astype(np.float32), missing
 
     # ------------------------------------------------------------------ writing

@@ -307,3 +307,17 @@ def test_concurrent_writers_agree(tmp_path):
     assert [w.exitcode for w in workers] == [0, 0, 0]
     cache = _reopen_and_check(tmp_path, _records(40), _data(40), list(range(40)))
     assert cache.warnings == []
+
+
+def test_an_unreadable_data_file_is_not_used(tmp_path, monkeypatch):
+    _, records, data = _filled(tmp_path, n=3)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(cache_rows, "read_rows", denied)
+    cache = EmbeddingCache(tmp_path, "enc", DIM)
+    assert cache.get_many(records)[2].tolist() == [0, 1, 2]
+    cache.put_many(records, data)  # no exception: the cache is no longer used
+    assert not cache.usable and len(cache.warnings) == 1
+    assert "cannot read the embedding cache" in cache.warnings[0]
