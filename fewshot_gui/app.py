@@ -14,19 +14,18 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QCursor
-from PySide6.QtWidgets import QApplication, QFileDialog, QMenu
+from PySide6.QtWidgets import QApplication, QFileDialog
 
 from fewshot_gui.core.errors import FewShotError
 from fewshot_gui.data.export import ExportResult, LabelRow, UndoResult
 from fewshot_gui.data.project import SUFFIX, ClassInfo, load_project, save_project
 from fewshot_gui.ui import commands
 from fewshot_gui.ui.export_dialog import ExportDialog, ExportRunner
-from fewshot_gui.ui.image_grid import PENDING, THUMB
+from fewshot_gui.ui.image_grid import THUMB
 from fewshot_gui.ui.main_window import MainWindow
 from fewshot_gui.ui.preview import PreviewDialog
+from fewshot_gui.ui.review_controller import ReviewController
 from fewshot_gui.ui.settings import AppSettings
 from fewshot_gui.ui.state import LabelState
 from fewshot_gui.ui.throttle import Coalescer
@@ -75,6 +74,15 @@ class AppController(QObject):
         self.worker = LabelingController(factory, parent=self)
         self.exporter = ExportRunner(self)
         self.preview = PreviewDialog(self.window)
+        self.review = self.state.review  # the review model (fewshot_gui/review.py)
+        self.reviewing = ReviewController(
+            self.window,
+            self.state,
+            self.push,
+            self.worker.request_embeddings,
+            self.preview.loader,
+            self,
+        )
         self.settings = settings or AppSettings()
         self.session_options = dict(session_options or {})
         self.project_path: str | None = None
@@ -87,16 +95,10 @@ class AppController(QObject):
         self._last_progress = 0.0
         self.job_started_at = 0.0
         self.predictions_seen = 0
-        self._point_base = np.zeros(0, np.int64)  # plot point → grid base index
-        self._plot_data: tuple[list, np.ndarray] | None = None  # embeddings for a view not built
         self._prediction_updates = Coalescer(self._show_predictions, UPDATE_MS, self)
         self._progress_updates = Coalescer(
             lambda items: self._show_progress(items[-1]), UPDATE_MS, self
         )
-        self._recolor_timer = QTimer(self)
-        self._recolor_timer.setSingleShot(True)
-        self._recolor_timer.setInterval(250)
-        self._recolor_timer.timeout.connect(self.recolor_plot)
         self._wire()
         self._restore_window()
 
@@ -104,9 +106,7 @@ class AppController(QObject):
     def _wire(self) -> None:
         w, s = self.window, self.state
         w.classes.addRequested.connect(self.add_class)
-        w.classes.examplesDropped.connect(
-            lambda name, paths: self.push(commands.AddExamples(s, name, paths))
-        )
+        w.classes.examplesDropped.connect(self.reviewing.drop_on_class)
         w.classes.exampleRemoveRequested.connect(
             lambda name, paths: self.push(commands.RemoveExamples(s, name, paths))
         )
@@ -117,7 +117,6 @@ class AppController(QObject):
         w.classes.deleteRequested.connect(lambda name: self.push(commands.DeleteClass(s, name)))
         s.supportEdited.connect(self._support_edited)
         s.classesChanged.connect(self._classes_changed)
-        s.correctionsChanged.connect(lambda _p: self._recolor_timer.start())
         w.controls.startRequested.connect(self.start)
         w.controls.stopRequested.connect(self.stop)
         wk = self.worker.worker
@@ -132,10 +131,6 @@ class AppController(QObject):
         wk.choicesReady.connect(w.controls.set_choices)
         wk.jobStarted.connect(self._job_started)
         wk.jobFinished.connect(self._job_finished)
-        w.grid.labelRequested.connect(
-            lambda paths, label: self.push(commands.LabelImages(s, paths, label))
-        )
-        w.grid.selectionChangedBase.connect(self._grid_selection)
         w.grid.previewRequested.connect(self.show_preview)
         w.plotReady.connect(self._wire_plot)
         w.failed.activated.connect(lambda _p: w.grid.set_filter("failed"))
@@ -153,15 +148,8 @@ class AppController(QObject):
 
     def _wire_plot(self, plot) -> None:
         """The embedding view was built (after the window showed): connect it, give it points."""
-        plot.selectionMade.connect(self._plot_selection)
-        plot.pointClicked.connect(lambda i: self._plot_selection(np.array([i])))
-        plot.assignRequested.connect(self._assign_points)
+        self.reviewing.wire_plot(plot)
         plot.message.connect(lambda m: self.show_message(m, error=False))
-        if self._plot_data is not None:
-            paths, vectors = self._plot_data
-            self._plot_data = None
-            plot.set_embeddings(paths, vectors)
-            self.recolor_plot()
 
     def warm_up(self) -> None:
         """After the window shows: let the worker import the engine and report method names."""
@@ -203,16 +191,16 @@ class AppController(QObject):
         names = self.state.names()
         if self.fitted_classes and any(c not in names for c in self.fitted_classes):
             self.refit()  # renamed or deleted: the session needs the new support set
-        self._recolor_timer.start()
 
     def _support_edited(self, changes: list) -> None:
         if not self.fitted_classes:
+            self.review.finish_action()  # nothing to re-label: no other label changes
             return
+        self.review.expect_relabel()  # what it changed is known when the re-label arrives
         if any(lab is not None and lab not in self.fitted_classes for _, lab in changes):
             self.refit()  # a class new to the session
         else:
             self.worker.apply_labels(changes)
-        self._recolor_timer.start()
 
     # ------------------------------------------------------------------ labeling
     def session_settings(self) -> dict:
@@ -235,10 +223,10 @@ class AppController(QObject):
         self.window.messages.hide()
         self._prediction_updates.flush()
         if os.path.abspath(folder) != self.labeled_folder:
-            self.window.grid.model.clear()
-            self._point_base[:] = -1  # the plot's points have no grid cell until re-embedded
+            self.window.grid.model.clear()  # the plot's points have no image until re-embedded
             self.window.failed.clear()
             self.labeled_folder = os.path.abspath(folder)
+        self.review.forget_action()
         self.worker.start(self.session_settings(), support, folder)
         return True
 
@@ -275,6 +263,7 @@ class AppController(QObject):
             "failed": "Labeling failed: see the message above.",
         }[status]
         self.window.status.setText(text)
+        self.reviewing.job_finished(status)
         self.jobDone.emit(_job, status)
 
     def _progress(self, p) -> None:
@@ -302,7 +291,7 @@ class AppController(QObject):
             model.update_predictions(predictions)
             count += len(predictions.paths)
         self.predictions_seen += count
-        self._recolor_timer.start()
+        self.reviewing.predictions_shown(self.running)
         self.predictionsShown.emit(count)
 
     def _failures(self, failures: list) -> None:
@@ -316,83 +305,19 @@ class AppController(QObject):
 
     # ------------------------------------------------------------------ plot ↔ grid
     def _embeddings(self, paths: list, vectors) -> None:
-        self._prediction_updates.flush()
-        model = self.window.grid.model
-        self._point_base = np.fromiter(
-            (model.index_of.get(p, -1) for p in paths), np.int64, len(paths)
-        )
-        plot = self.window.plot_if_ready()
-        if plot is None:  # still loading: it gets the points when built
-            self._plot_data = (list(paths), vectors)
-            self.window.load_plot_soon()
-            return
-        plot.set_embeddings(paths, vectors)
-        self.recolor_plot()
+        self._prediction_updates.flush()  # every embedded image has its grid cell first
+        if not self.reviewing.set_embeddings(paths, vectors):
+            self.window.load_plot_soon()  # still loading: it gets the points when built
 
     def recolor_plot(self) -> None:
-        plot, model = self.window.plot_if_ready(), self.window.grid.model
-        if plot is None or not plot.paths:
-            return
-        names = self.state.names()
-        code_to_class = np.array(
-            [names.index(n) if n in names else -1 for n in model.names] + [-1], np.int64
-        )
-        base = self._point_base
-        valid = (base >= 0) & (base < len(model.codes))  # stale after the grid was cleared
-        codes = np.full(len(base), len(code_to_class) - 1, np.int64)
-        codes[valid] = model.codes[base[valid]]
-        codes[codes == PENDING] = len(code_to_class) - 1
-        color = code_to_class[codes]
-        support = np.zeros(len(base), bool)
-        if self.state.corrections:  # O(corrections): grid index → plot point
-            point_of = np.full(len(model.paths), -1, np.int64)
-            point_of[base[valid]] = np.flatnonzero(valid)
-            for path, label in self.state.corrections.items():
-                b = model.index_of.get(path)
-                i = -1 if b is None or b >= len(point_of) else int(point_of[b])
-                if i >= 0:
-                    color[i] = names.index(label) if label in names else -1
-                    support[i] = True
-        plot.set_colors(color, [c.color for c in self.state.classes], support)
-
-    def _grid_selection(self, base: np.ndarray) -> None:
-        plot = self.window.plot_if_ready()
-        if plot is None or len(plot.paths) != len(self._point_base) or not len(self._point_base):
-            return
-        selected = np.zeros(len(self.window.grid.model.paths) + 1, bool)
-        selected[np.asarray(base, np.int64)] = True
-        points = np.flatnonzero(
-            selected[np.where(self._point_base >= 0, self._point_base, -1)]
-            & (self._point_base >= 0)
-        )
-        plot.set_selection(points)
-
-    def _plot_selection(self, points: np.ndarray) -> None:
-        base = self._point_base[np.asarray(points, np.int64)] if len(points) else points
-        self.window.grid.select_base(base[base >= 0] if len(base) else base)
-
-    def _assign_points(self, points: np.ndarray) -> None:
-        base = self._point_base[np.asarray(points, np.int64)]
-        paths = [self.window.grid.model.paths[int(b)] for b in base if b >= 0]
-        if not paths or not self.state.classes:
-            return
-        menu = QMenu(self.window)
-        menu.addSection(f"Label {len(paths):,} images as")
-        for name in self.state.names():
-            menu.addAction(name, lambda n=name: self.label_paths(paths, n))
-        menu.exec(QCursor.pos())
+        self.reviewing.recolor_plot()
 
     def label_paths(self, paths: Sequence[str], label: str | None) -> None:
-        self.push(commands.LabelImages(self.state, list(paths), label))
+        self.reviewing.label_paths(paths, label)
 
     def show_preview(self, path: str) -> None:
-        model = self.window.grid.model
-        i = model.index_of.get(path)
-        caption = ""
-        if i is not None and (label := model.label(i)):
-            source = "your label" if path in self.state.corrections else f"{model.conf[i]:.0%}"
-            caption = f"{label} ({source})"
-        self.preview.show_path(path, caption)
+        i = self.review.index_of.get(path)
+        self.preview.show_path(path, self.review.describe(i) if i is not None else "")
 
     # ------------------------------------------------------------------ projects
     def project_settings(self) -> dict:
@@ -410,7 +335,6 @@ class AppController(QObject):
         self.fitted_classes = []
         self.labeled_folder = ""
         self.window.grid.model.clear()
-        self._point_base[:] = -1
         self.window.failed.clear()
         self.state.load(project)
         self.window.controls.apply_settings(project.settings)
@@ -473,17 +397,7 @@ class AppController(QObject):
 
     # ------------------------------------------------------------------ export
     def label_rows(self) -> list[LabelRow]:
-        model = self.window.grid.model
-        rows = []
-        for i, path in enumerate(model.paths):
-            if i in model.failed:
-                continue
-            user = self.state.corrections.get(path)
-            if user is not None:
-                rows.append(LabelRow(path, user, 1.0, "user"))
-            elif (label := model.predicted(i)) is not None:
-                rows.append(LabelRow(path, label, float(model.conf[i]), "model"))
-        return rows
+        return self.review.label_rows()
 
     def export(
         self, dest: str, mode: str = "copy", unknown: str = "folder", labels: bool = True
@@ -549,7 +463,7 @@ class AppController(QObject):
 
     def shutdown(self) -> None:
         """Save window state, stop the worker and timers (idempotent)."""
-        self._recolor_timer.stop()
+        self.reviewing.stop()
         self._prediction_updates.stop()
         self._progress_updates.stop()
         if self.window.isVisible() or not self._shut:

@@ -3,24 +3,31 @@
 Points are indices into :attr:`EmbeddingPlot.paths`; selection is a boolean mask. The points and
 the selection rings are :class:`PointsItem` s (one sprite per colour, stamped with numpy-built
 fragments: updating 100,000 points costs milliseconds, where a ScatterPlotItem spends ~0.5 s of
-per-point Python); the few support examples are a small ScatterPlotItem of stars. Hover shows
-the thumbnail and path; click selects one image; rectangle or lasso selects many. The 2-D
-projection is computed off the GUI thread. No torch here.
+per-point Python); the images the user labeled are a small ScatterPlotItem of stars. Hover
+shows a card (thumbnail above the file name, label and confidence: nothing covers the
+thumbnail); click selects one image; rectangle or lasso selects many, and "Only these in the
+grid" filters the grid to them. A legend under the plot names the colours. The 2-D projection
+is computed off the GUI thread (one pool job at a time); new points replace the old ones only
+when their projection is ready, with PCA axes kept pointing the same way, so the view can update
+while a folder is labeled. No torch, no workers here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Sequence
+from html import escape
 
 import numpy as np
 import pyqtgraph as pg
 import shiboken6
-from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, QPoint, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -30,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from fewshot_gui.plots.projection import (
+    align_axes,
     available_methods,
     points_in_polygon,
     points_in_rect,
@@ -38,6 +46,9 @@ from fewshot_gui.plots.projection import (
 from fewshot_gui.workers import qtfix as _qtfix  # noqa: F401  (see qtfix.py)
 
 HOVER_PIXELS = 8.0
+HOVER_THUMB = 128
+HOVER_OFFSET = 14
+SMOOTH = Qt.TransformationMode.SmoothTransformation
 BACKGROUND = "#1e1e1e"
 POINT_PX = 7.0
 RING_PX = 13.0  # a selected point: a yellow ring, a gap, then the point
@@ -218,12 +229,54 @@ class _ProjectionJob(QRunnable):
             self.signals.done.emit(self.generation, coords, used)
 
 
+class HoverCard(QFrame):
+    """The hovered image: its thumbnail, and under it (never over it) name, label, confidence."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("hoverCard")
+        self.setStyleSheet(
+            "#hoverCard { background: rgba(0,0,0,215); border-radius: 4px; }"
+            "QLabel { color: white; background: transparent; }"
+        )
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.image = QLabel(self)
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.text = QLabel(self)
+        self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(4)
+        layout.addWidget(self.image)
+        layout.addWidget(self.text)
+        self.hide()
+
+    def show_image(self, image: QImage | None, text: str) -> None:
+        if image is not None and not image.isNull():
+            side = HOVER_THUMB
+            self.image.setPixmap(
+                QPixmap.fromImage(image).scaled(
+                    side, side, Qt.AspectRatioMode.KeepAspectRatio, SMOOTH
+                )
+            )
+            self.image.show()
+        else:
+            self.image.hide()
+        self.text.setText(text)
+        self.adjustSize()
+
+
 class EmbeddingPlot(QWidget):
-    """Scatter of every embedded image; emits point indices (into :attr:`paths`)."""
+    """Scatter of every embedded image; emits point indices (into :attr:`paths`).
+
+    ``describe(i) -> str`` (set by the app) words point ``i``'s label and confidence for the
+    hover card; ``projected`` says new points (and coordinates) are in place.
+    """
 
     pointClicked = Signal(int)
     selectionMade = Signal(object)  # np.ndarray of point indices
     assignRequested = Signal(object)  # np.ndarray of point indices
+    selectionOnly = Signal(bool)  # "only these in the grid" toggled
     projected = Signal(str)  # method used
     message = Signal(str)
 
@@ -232,21 +285,22 @@ class EmbeddingPlot(QWidget):
     ) -> None:
         super().__init__(parent)
         self.thumbnail = thumbnail
+        self.describe: Callable[[int], str] | None = None
         self.paths: list[str] = []
         self.coords = np.zeros((0, 2), np.float32)
         self.vectors: np.ndarray | None = None
+        self._next: tuple[list[str], np.ndarray] | None = None  # points waiting for coordinates
         self.selected = np.zeros(0, bool)
         self.support = np.zeros(0, bool)
         self.color_index = np.zeros(0, np.int64)
         self.palette: list[str] = []
         self._generation = 0
+        self._done_generation = 0
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self._signals = _ProjectionSignals()
         self._signals.done.connect(self._projection_done)
-        self._signals.failed.connect(
-            lambda g, msg: g == self._generation and self.message.emit(msg)
-        )
+        self._signals.failed.connect(self._projection_failed)
 
         self.viewbox = SelectViewBox()
         self.widget = pg.PlotWidget(viewBox=self.viewbox, background=BACKGROUND)
@@ -286,22 +340,29 @@ class EmbeddingPlot(QWidget):
             bar.addWidget(button)
         self.count = QLabel("", self)
         bar.addWidget(self.count, 1)
+        self.only_button = QToolButton(self)
+        self.only_button.setText("Only these in the grid")
+        self.only_button.setToolTip("Show only the selected images in the grid")
+        self.only_button.setCheckable(True)
+        self.only_button.setEnabled(False)
+        self.only_button.toggled.connect(self.selectionOnly.emit)
+        bar.addWidget(self.only_button)
         self.assign_button = QPushButton("Assign class…", self)
         self.assign_button.setEnabled(False)
         self.assign_button.clicked.connect(
             lambda: self.assignRequested.emit(np.flatnonzero(self.selected))
         )
         bar.addWidget(self.assign_button)
-        self.hover = QLabel(self.widget)
-        self.hover.setStyleSheet(
-            "background:rgba(0,0,0,200); color:white; padding:4px; border-radius:4px;"
-        )
-        self.hover.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.hover.hide()
+        self.legend = QLabel(self)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
+        self.hover = HoverCard(self.widget)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
         layout.addWidget(self.widget, 1)
+        layout.addWidget(self.legend)
+        self.set_legend([], [])
 
     # ------------------------------------------------------------------ data
     def set_mode(self, mode: str) -> None:
@@ -312,46 +373,73 @@ class EmbeddingPlot(QWidget):
             )
 
     def set_embeddings(self, paths: Sequence[str], vectors: np.ndarray) -> None:
-        """New points: keeps colours by path where possible; projects in the background."""
-        self.paths = list(paths)
-        self.vectors = np.asarray(vectors, np.float32)
-        n = len(self.paths)
-        self.selected = np.zeros(n, bool)
-        self.support = np.zeros(n, bool)
-        self.color_index = np.zeros(n, np.int64)
+        """New points, shown once projected (in the background); the same points again (after a
+        re-label) are not projected again."""
+        vectors = np.asarray(vectors, np.float32)
+        same = (
+            self._next is None
+            and list(paths) == self.paths
+            and self.vectors is not None
+            and np.array_equal(vectors, self.vectors)
+        )
+        if same:
+            return
+        self._next = (list(paths), vectors)
         self.reproject()
 
+    @property
+    def projecting(self) -> bool:
+        """A projection is computing (its points are not shown yet)."""
+        return self._done_generation != self._generation
+
     def reproject(self) -> None:
-        if self.vectors is None or len(self.vectors) == 0:
+        paths, vectors = self._next if self._next is not None else (self.paths, self.vectors)
+        if vectors is None or len(vectors) == 0:
             return
         self._generation += 1
-        self.count.setText(f"{len(self.paths):,} images · projecting…")
+        self._next = (paths, vectors)
+        self.count.setText(f"{len(paths):,} images · projecting…")
         self._pool.start(
-            _ProjectionJob(
-                self._generation, self.vectors, self.method_box.currentText(), self._signals
-            )
+            _ProjectionJob(self._generation, vectors, self.method_box.currentText(), self._signals)
         )
 
     def wait(self, msecs: int = 10000) -> bool:
         return self._pool.waitForDone(msecs)
 
+    def _projection_failed(self, generation: int, text: str) -> None:
+        if generation == self._generation:
+            self._done_generation = generation
+            self.message.emit(text)
+
     def _projection_done(self, generation: int, coords: np.ndarray, used: str) -> None:
-        if generation != self._generation or len(coords) != len(self.paths):
+        if generation != self._generation or self._next is None:
             return
-        self.coords = coords
+        paths, vectors = self._next
+        if len(coords) != len(paths):
+            return
+        self._next, self._done_generation = None, generation
+        if self.paths and len(self.coords) == len(self.paths):  # keep the picture's orientation
+            coords = align_axes(coords, paths, self.coords, self.paths)
+        selected = {self.paths[i] for i in np.flatnonzero(self.selected)} if self.paths else set()
+        self.paths, self.vectors, self.coords = paths, vectors, coords
+        self.selected = np.fromiter((p in selected for p in paths), bool, len(paths))
+        self.color_index = np.full(len(paths), -1, np.int64)
+        self.support = np.zeros(len(paths), bool)
         if used != self.method_box.currentText():
             self.message.emit(
                 f"{self.method_box.currentText()} is not available for "
                 f"{len(coords):,} points here; showing PCA"
             )
         self.redraw()
-        self.viewbox.autoRange()
+        if all(self.viewbox.autoRangeEnabled()):  # the user has not zoomed or panned
+            self.viewbox.autoRange()
         self.projected.emit(used)
 
     def set_colors(
         self, color_index: np.ndarray, palette: Sequence[str], support: np.ndarray | None = None
     ) -> None:
-        """``color_index (N,)`` into ``palette`` (``#rrggbb``); ``support (N,)`` marks examples."""
+        """``color_index (N,)`` into ``palette`` (``#rrggbb``); ``support (N,)`` marks the images
+        the user labeled."""
         if len(color_index) != len(self.paths):
             return
         self.color_index = np.asarray(color_index, np.int64)
@@ -359,6 +447,16 @@ class EmbeddingPlot(QWidget):
         if support is not None:
             self.support = np.asarray(support, bool)
         self.redraw()
+
+    def set_legend(self, names: Sequence[str], colors: Sequence[str]) -> None:
+        """Name the colours: one entry per class, unlabeled points, and the stars."""
+        entries = [
+            f'<span style="color:{c}">●</span>&nbsp;{escape(n)}'
+            for n, c in zip(names, colors, strict=True)
+        ]
+        entries.append(f'<span style="color:{UNLABELED_COLOR}">●</span>&nbsp;unknown / not yet')
+        entries.append("★&nbsp;labeled by you")
+        self.legend.setText(" &nbsp; ".join(entries))
 
     def _colors(self) -> tuple[list[str], np.ndarray]:
         """Colours (the palette, then grey for unlabeled) and each point's index into them."""
@@ -400,7 +498,9 @@ class EmbeddingPlot(QWidget):
         )
         self.selection_item.set_groups(rings + (self._groups(sel, POINT_PX) if len(sel) else []))
         self.assign_button.setEnabled(bool(len(sel)))
-        self.count.setText(f"{len(self.paths):,} images · {len(sel):,} selected")
+        self.only_button.setEnabled(bool(len(sel)) or self.only_button.isChecked())
+        text = f"{len(self.paths):,} images · {len(sel):,} selected"
+        self.count.setText(text + (" · projecting…" if self.projecting else ""))
 
     def set_selection(self, indices: Sequence[int] | np.ndarray) -> None:
         """Highlight points (from the grid) without emitting."""
@@ -454,21 +554,23 @@ class EmbeddingPlot(QWidget):
             return
         path = self.paths[i]
         image = self.thumbnail(path) if self.thumbnail else None
-        if image is not None and not image.isNull():
-            pix = QPixmap.fromImage(image).scaled(96, 96, Qt.AspectRatioMode.KeepAspectRatio)
-            self.hover.setPixmap(pix)
-            self.hover.setToolTip(path)
-        else:
-            self.hover.setText(path)
-        self.hover.adjustSize()
-        view_pos = self.widget.mapFromScene(pos)
-        self.hover.move(
-            min(view_pos.x() + 12, max(0, self.widget.width() - self.hover.width())),
-            min(view_pos.y() + 12, max(0, self.widget.height() - self.hover.height())),
-        )
-        self.hover.show()
-        self.hover.raise_()
-        self.widget.setToolTip(path)
+        what = self.describe(i) if self.describe is not None else ""
+        self.hover.show_image(image, f"{os.path.basename(path)}\n{what}".strip())
+        self.place_hover(self.widget.mapFromScene(pos))
+
+    def place_hover(self, at: QPoint) -> None:
+        """Put the card beside the pointer (right and below, or flipped where there is no room),
+        never over the hovered point."""
+        card, room = self.hover, self.widget.size()
+        x = at.x() + HOVER_OFFSET
+        if x + card.width() > room.width():
+            x = at.x() - HOVER_OFFSET - card.width()
+        y = at.y() + HOVER_OFFSET
+        if y + card.height() > room.height():
+            y = at.y() - HOVER_OFFSET - card.height()
+        card.move(max(0, x), max(0, y))
+        card.show()
+        card.raise_()
 
     def _clicked(self, event) -> None:
         if event.button() != Qt.MouseButton.LeftButton or event.double():

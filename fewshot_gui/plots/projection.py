@@ -90,6 +90,23 @@ def project_2d(vectors: np.ndarray, method: str = "PCA", seed: int = 0) -> tuple
     return pca_2d(x), "PCA"
 
 
+def align_axes(
+    coords: np.ndarray, paths: list[str], previous: np.ndarray, previous_paths: list[str]
+) -> np.ndarray:
+    """``coords (N, 2)`` with each axis flipped where that makes it point the way it did in
+    ``previous (M, 2)`` for the images both show (PCA's signs are arbitrary: a live view that
+    re-projects as images arrive would otherwise mirror itself)."""
+    where = {p: k for k, p in enumerate(previous_paths)}
+    pairs = [(k, j) for k, p in enumerate(paths) if (j := where.get(p)) is not None]
+    if len(pairs) < 2:
+        return coords
+    new_rows, old_rows = np.asarray(pairs, np.int64).T
+    a = coords[new_rows] - coords[new_rows].mean(axis=0)
+    b = previous[old_rows] - previous[old_rows].mean(axis=0)
+    signs = np.where((a * b).sum(axis=0) < 0, -1.0, 1.0).astype(coords.dtype)
+    return coords * signs
+
+
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """Boolean mask ``(N,)``: which ``points (N, 2)`` lie inside ``polygon (M, 2)`` (even-odd rule),
     vectorised over points (one pass per edge)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
 from fewshot_gui.core.types import UNKNOWN, Predictions
 from fewshot_gui.data.project import ClassInfo
@@ -20,6 +20,22 @@ def _predictions(n: int, seed: int = 0) -> Predictions:
     return Predictions.from_probabilities(
         [f"/img/{i:06d}.jpg" for i in range(n)], ["a", "b", "c"], probs, unknown_threshold=0.4
     )
+
+
+def _classes(app, support, folder):
+    for name, paths in support.items():
+        app.add_class(name)
+        app.state.add_examples(name, paths)
+    app.window.controls.folder.setText(str(folder))
+
+
+def _label_and_plot(app, qtbot, n: int):
+    """Label the folder and wait for the embedding view to show all ``n`` images."""
+    plot = app.window.plot
+    with qtbot.waitSignal(app.jobDone, timeout=10000):
+        app.start()
+    qtbot.waitUntil(lambda: len(plot.paths) == n and not plot.projecting, timeout=5000)
+    return plot
 
 
 def test_grid_handles_100k_images_sorts_and_filters_fast(qtbot):
@@ -67,12 +83,7 @@ def test_plot_rectangle_and_lasso_select_in_the_grid_and_back(
         app.add_class(name)
         app.state.add_examples(name, paths)
     app.window.controls.folder.setText(str(tmp_path / "folder"))
-    plot = app.window.plot
-    with (
-        qtbot.waitSignal(plot.projected, timeout=10000),
-        qtbot.waitSignal(app.jobDone, timeout=10000),
-    ):
-        app.start()
+    plot = _label_and_plot(app, qtbot, len(truth))
     coords = plot.coords
     assert coords.shape == (len(truth), 2)
     x0, x1 = np.percentile(coords[:, 0], [0, 50])
@@ -102,13 +113,8 @@ def test_plot_rectangle_and_lasso_select_in_the_grid_and_back(
 def test_plot_colours_follow_labels_and_support_is_marked(make_app, qtbot, colour_images, tmp_path):
     app = make_app()
     support, truth = colour_images
-    for name, paths in support.items():
-        app.add_class(name)
-        app.state.add_examples(name, paths)
-    app.window.controls.folder.setText(str(tmp_path / "folder"))
-    plot = app.window.plot
-    with qtbot.waitSignal(plot.projected, timeout=10000):
-        app.start()
+    _classes(app, support, tmp_path / "folder")
+    plot = _label_and_plot(app, qtbot, len(truth))
     app.recolor_plot()
     names = app.state.names()
     assert [names[c] for c in plot.color_index] == [truth[p] for p in plot.paths]
@@ -127,3 +133,85 @@ def test_projection_helpers():
     pts = np.array([[0.5, 0.5], [1.5, 0.5], [0.1, 0.9], [-0.1, 0.5]])
     assert points_in_polygon(pts, square).tolist() == [True, False, True, False]
     assert points_in_rect(pts, 1, 1, 0, 0).tolist() == [True, False, True, False]
+
+
+def test_embedding_view_fills_while_labeling_and_keeps_its_points_after_stop(
+    make_app, qtbot, colour_images, tmp_path, monkeypatch
+):
+    from fewshot_gui.ui import review_controller
+
+    monkeypatch.setattr(review_controller, "LIVE_PLOT_MS", 300)
+    app = make_app(delay=0.15, batch=1)
+    support, truth = colour_images
+    _classes(app, support, tmp_path / "folder")
+    plot = app.window.plot
+    app.start()
+    qtbot.waitUntil(lambda: len(plot.paths) >= 3, timeout=10000)
+    assert app.running  # points appear before the job is done
+    shown = len(plot.paths)
+    qtbot.waitUntil(lambda: len(plot.paths) > shown, timeout=10000)  # … and follow it
+    with qtbot.waitSignal(app.jobDone, timeout=5000) as done:
+        app.stop()
+    assert done.args[1] == "cancelled"
+    labeled = set(app.review.paths)
+    assert len(labeled) < len(truth)
+    qtbot.waitUntil(lambda: set(plot.paths) == labeled and not plot.projecting, timeout=10000)
+    names = app.state.names()  # coloured by label, after Stop too
+    assert [names[c] for c in plot.color_index] == [truth[p] for p in plot.paths]
+    assert all(n in plot.legend.text() for n in names) and "labeled by you" in plot.legend.text()
+
+
+def test_show_selection_only_filters_the_grid_to_a_rectangle_selection(
+    make_app, qtbot, colour_images, tmp_path
+):
+    app = make_app()
+    support, truth = colour_images
+    _classes(app, support, tmp_path / "folder")
+    plot = _label_and_plot(app, qtbot, len(truth))
+    coords = plot.coords
+    x0, x1 = np.percentile(coords[:, 0], [0, 40])
+    y0, y1 = coords[:, 1].min() - 1, coords[:, 1].max() + 1
+    plot.viewbox.regionSelected.emit(
+        "rect", np.array([[x0, y0], [x1, y1]]), Qt.KeyboardModifier.NoModifier
+    )
+    chosen = {plot.paths[i] for i in np.flatnonzero(plot.selected)}
+    assert 0 < len(chosen) < len(truth) and plot.only_button.isEnabled()
+    plot.only_button.click()
+    grid, review = app.window.grid, app.review
+    assert {review.paths[int(b)] for b in review.order} == chosen
+    assert grid.filter_box.currentData() == ("selection", "")
+    grid.select_row(0)  # clicking in the filtered grid does not shrink it
+    assert grid.model.rowCount() == len(chosen)
+    plot.only_button.click()
+    assert grid.model.rowCount() == len(truth) and not plot.only_button.isChecked()
+
+
+def test_hover_card_shows_thumbnail_label_and_confidence_beside_the_point(
+    make_app, qtbot, colour_images, tmp_path
+):
+    from PySide6.QtGui import QColor, QImage
+
+    app = make_app()
+    support, truth = colour_images
+    _classes(app, support, tmp_path / "folder")
+    plot = app.window.plot
+    image = QImage(96, 64, QImage.Format.Format_RGB32)
+    image.fill(QColor("#446688"))
+    plot.thumbnail = lambda _path: image
+    app.window.resize(1400, 860)
+    app.window.show()
+    _label_and_plot(app, qtbot, len(truth))
+    qtbot.waitUntil(lambda: plot.color_index.max() >= 0, timeout=3000)
+    plot.viewbox.autoRange()
+    i = 0
+    scene = plot.viewbox.mapViewToScene(QPointF(*map(float, plot.coords[i])))
+    plot._hover((scene,))
+    card = plot.hover
+    assert card.isVisible() and card.image.isVisible()
+    text = card.text.text()
+    k = app.review.point_base[i]
+    assert truth[plot.paths[i]] in text and f"{app.review.conf[k]:.0%}" in text
+    at = plot.widget.mapFromScene(scene)
+    assert not card.geometry().contains(at)  # the card sits beside the point
+    assert card.image.geometry().bottom() < card.text.geometry().top()  # text under the image
+    assert plot.widget.toolTip() == ""  # no tooltip over the card

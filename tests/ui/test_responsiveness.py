@@ -48,7 +48,7 @@ def test_points_that_arrive_before_the_plot_is_built_are_shown_when_it_is(
     with qtbot.waitSignal(app.jobDone, timeout=10000):
         app.start()
     if app.window.plot_if_ready() is None:
-        assert app._plot_data is not None  # kept, and the view is being built
+        assert app.reviewing._plot_data is not None  # kept, and the view is being built
         qtbot.waitSignal(app.window.plotReady, timeout=20000).wait()
     plot = app.window.plot_if_ready()
     qtbot.waitUntil(lambda: len(plot.coords) == len(truth), timeout=10000)
