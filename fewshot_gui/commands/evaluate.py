@@ -43,6 +43,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--threads", type=int, help="CPU threads for torch")
     parser.add_argument("--cache-dir", default=None, help="embedding cache folder")
     parser.add_argument("--no-cache", action="store_true", help="embed without the on-disk cache")
+    parser.add_argument(
+        "--no-route",
+        action="store_true",
+        help="ignore the checkpoint's domain gate: always use its tuned features (by default an "
+        "episode whose examples do not look like the tuning domain uses the base features, as "
+        "labeling does)",
+    )
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         use_cache=not args.no_cache,
         cache_dir=args.cache_dir,
+        route=not args.no_route,
     )
     tty = sys.stderr.isatty() and not args.json
     result: dict[str, Any] = {}
@@ -106,4 +114,9 @@ def run(args: argparse.Namespace) -> int:
             f"(95% interval, {result['episodes']} episodes, {result['classes']}), "
             f"ECE {result['ece']:.3f}"
         )
+        if result.get("episodes_on_base_features") is not None:
+            print(
+                f"domain gate: {result['episodes_on_base_features']} of {result['episodes']} "
+                "episodes used the base (ImageNet) features"
+            )
     return 0

@@ -27,6 +27,7 @@ from fewshot_gui.core.device import inference, plan_device
 from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import Progress
 from fewshot_gui.data.episodes import ClassFolderDataset, EpisodeSampler, ImageStore
+from fewshot_gui.encoders.domain_gate import DomainGate
 from fewshot_gui.training.meta_train import mean_ci95
 from fewshot_gui.training.methods import EpisodeModel
 
@@ -51,6 +52,7 @@ class EvalConfig:
     threads: int | None = None
     use_cache: bool = True  # embeddings through the on-disk cache (repeat evaluations are fast)
     cache_dir: str | None = None
+    route: bool = True  # follow the checkpoint's domain gate per episode, as labeling does
 
 
 def expected_calibration_error(
@@ -176,6 +178,15 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
     if not full_network:
         embeddings = _embed_cached(config, loaded, dataset, store, image_ids, plan)
     builtin = not full_network and config.method not in adapter_names()
+    gate = DomainGate.from_dict(metadata.get("domain_gate")) if config.route else None
+    base_embeddings = None
+    if gate is not None and embeddings is not None and not builtin:
+        base = load_encoder(gate.base, plan)
+        base_store = ImageStore(
+            dataset, base.spec.preprocessing, preload=False, num_workers=plan.num_workers
+        )
+        base_embeddings = _embed_cached(config, base, dataset, base_store, image_ids, plan)
+    routed = 0
     model = None
     if full_network or builtin:
         model = EpisodeModel(
@@ -201,9 +212,17 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
             probs = _model_probs(model, store, dataset, episode, embeddings, row, plan)
         else:
             assert embeddings is not None
-            support = embeddings[row[dataset.item_image[episode.support]]]
-            query = embeddings[row[dataset.item_image[episode.query]]]
-            adapter = create_adapter(config.method, state=loaded.adapter_state, **adapter_options)
+            features, state = embeddings, loaded.adapter_state
+            support_rows = row[dataset.item_image[episode.support]]
+            if (
+                base_embeddings is not None
+                and gate is not None
+                and not gate.in_domain(base_embeddings[support_rows])
+            ):
+                features, state, routed = base_embeddings, None, routed + 1
+            support = features[row[dataset.item_image[episode.support]]]
+            query = features[row[dataset.item_image[episode.query]]]
+            adapter = create_adapter(config.method, state=state, **adapter_options)
             adapter.fit(support, [names[y] for y in episode.support_y])
             order = [adapter.classes.index(n) for n in names]
             if per_query:
@@ -246,6 +265,7 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
             else "registry adapter on embeddings"
         ),
         "queries_predicted_alone": bool(per_query or model is not None),
+        "episodes_on_base_features": routed if gate is not None else None,
         "seed": config.seed,
         "device": plan.name,
         "wall_s": round(time.perf_counter() - started, 2),
