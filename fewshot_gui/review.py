@@ -127,6 +127,7 @@ class ReviewModel:
         self.order = np.zeros(0, np.int64)
         self.pos = np.zeros(0, np.int64)
         self.last_changed = np.zeros(0, np.int64)
+        self.was: dict[int, str] = {}  # base index → the label it showed before the last action
         self.finished_actions = 0  # actions whose changes are known
         self._before: np.ndarray | None = None  # display codes when the pending action began
         self._acted: set[str] = set()  # paths the pending action labeled
@@ -396,6 +397,7 @@ class ReviewModel:
         if acted:
             changed = changed[~np.isin(changed, list(acted))]
         previous, self.last_changed = self.last_changed, changed.astype(np.int64)
+        self.was = {int(i): self.code_names[int(before[i])] for i in self.last_changed}
         self._acted, self._awaiting = set(), 0
         self.finished_actions += 1
         self.rows_changed.emit(np.union1d(previous, self.last_changed))  # highlight moves

@@ -22,7 +22,17 @@ from html import escape
 import numpy as np
 import pyqtgraph as pg
 import shiboken6
-from PySide6.QtCore import QObject, QPoint, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import (
+    QObject,
+    QPoint,
+    QPointF,
+    QRectF,
+    QRunnable,
+    Qt,
+    QThreadPool,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -48,6 +58,8 @@ from fewshot_gui.workers import qtfix as _qtfix  # noqa: F401  (see qtfix.py)
 HOVER_PIXELS = 8.0
 HOVER_THUMB = 128
 HOVER_OFFSET = 14
+HOVER_RETRIES = 10
+HOVER_RETRY_MS = 100
 SMOOTH = Qt.TransformationMode.SmoothTransformation
 BACKGROUND = "#1e1e1e"
 POINT_PX = 7.0
@@ -303,6 +315,8 @@ class EmbeddingPlot(QWidget):
         self._signals.failed.connect(self._projection_failed)
 
         self.viewbox = SelectViewBox()
+        self._user_range = False  # the user zoomed or panned: new points keep the view
+        self.viewbox.sigRangeChangedManually.connect(self._range_moved)
         self.widget = pg.PlotWidget(viewBox=self.viewbox, background=BACKGROUND)
         self.widget.hideAxis("left")
         self.widget.hideAxis("bottom")
@@ -323,7 +337,6 @@ class EmbeddingPlot(QWidget):
         self.method_box.currentTextChanged.connect(lambda _m: self.reproject())
         self.tools = QButtonGroup(self)
         bar = QHBoxLayout()
-        bar.addWidget(QLabel("Embedding"))
         bar.addWidget(self.method_box)
         for mode, text, tip in (
             ("pan", "Pan", "pan and zoom; click a point to select it"),
@@ -338,28 +351,32 @@ class EmbeddingPlot(QWidget):
             button.clicked.connect(lambda _=False, m=mode: self.set_mode(m))
             self.tools.addButton(button)
             bar.addWidget(button)
+        bar.addStretch(1)
+        selection_bar = QHBoxLayout()  # a row of its own: nothing elided at 440 px
         self.count = QLabel("", self)
-        bar.addWidget(self.count, 1)
+        selection_bar.addWidget(self.count, 1)
         self.only_button = QToolButton(self)
         self.only_button.setText("Only these in the grid")
         self.only_button.setToolTip("Show only the selected images in the grid")
         self.only_button.setCheckable(True)
         self.only_button.setEnabled(False)
         self.only_button.toggled.connect(self.selectionOnly.emit)
-        bar.addWidget(self.only_button)
+        selection_bar.addWidget(self.only_button)
         self.assign_button = QPushButton("Assign class…", self)
         self.assign_button.setEnabled(False)
         self.assign_button.clicked.connect(
             lambda: self.assignRequested.emit(np.flatnonzero(self.selected))
         )
-        bar.addWidget(self.assign_button)
+        selection_bar.addWidget(self.assign_button)
         self.legend = QLabel(self)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setWordWrap(True)
         self.hover = HoverCard(self.widget)
+        self._hovered = -1
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
+        layout.addLayout(selection_bar)
         layout.addWidget(self.widget, 1)
         layout.addWidget(self.legend)
         self.set_legend([], [])
@@ -431,9 +448,13 @@ class EmbeddingPlot(QWidget):
                 f"{len(coords):,} points here; showing PCA"
             )
         self.redraw()
-        if all(self.viewbox.autoRangeEnabled()):  # the user has not zoomed or panned
+        if not self._user_range or any(self.viewbox.autoRangeEnabled()):  # or "A" clicked
+            self._user_range = False
             self.viewbox.autoRange()
         self.projected.emit(used)
+
+    def _range_moved(self, *_args) -> None:
+        self._user_range = True
 
     def set_colors(
         self, color_index: np.ndarray, palette: Sequence[str], support: np.ndarray | None = None
@@ -454,8 +475,8 @@ class EmbeddingPlot(QWidget):
             f'<span style="color:{c}">●</span>&nbsp;{escape(n)}'
             for n, c in zip(names, colors, strict=True)
         ]
-        entries.append(f'<span style="color:{UNLABELED_COLOR}">●</span>&nbsp;unknown / not yet')
-        entries.append("★&nbsp;labeled by you")
+        entries.append(f'<span style="color:{UNLABELED_COLOR}">●</span>&nbsp;no label')
+        entries.append("★&nbsp;your labels")
         self.legend.setText(" &nbsp; ".join(entries))
 
     def _colors(self) -> tuple[list[str], np.ndarray]:
@@ -550,13 +571,27 @@ class EmbeddingPlot(QWidget):
         pos = args[0]
         i = self.nearest(pos)
         if i < 0:
+            self._hovered = -1
             self.hover.hide()
+            return
+        self._hovered = i
+        self._show_hover(i, self.widget.mapFromScene(pos), HOVER_RETRIES)
+
+    def _show_hover(self, i: int, at: QPoint, retries: int) -> None:
+        if i != self._hovered or i >= len(self.paths):
             return
         path = self.paths[i]
         image = self.thumbnail(path) if self.thumbnail else None
         what = self.describe(i) if self.describe is not None else ""
         self.hover.show_image(image, f"{os.path.basename(path)}\n{what}".strip())
-        self.place_hover(self.widget.mapFromScene(pos))
+        self.place_hover(at)
+        if image is None and retries:  # being decoded: look again shortly
+            QTimer.singleShot(HOVER_RETRY_MS, self, lambda: self._show_hover(i, at, retries - 1))
+
+    def leaveEvent(self, event) -> None:
+        self._hovered = -1
+        self.hover.hide()
+        super().leaveEvent(event)
 
     def place_hover(self, at: QPoint) -> None:
         """Put the card beside the pointer (right and below, or flipped where there is no room),

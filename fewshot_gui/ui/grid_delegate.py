@@ -48,7 +48,8 @@ class CellDelegate(QStyledItemDelegate):
 
     def cell(self, row: int) -> tuple | None:
         """What the cell at view ``row`` shows: ``(path, label, confidence %, user, failed,
-        colour, changed, thumbnail or None)``; None past the end."""
+        colour, the label before the last action changed it or "", thumbnail or None)``; None
+        past the end."""
         review = self.review
         if not 0 <= row < len(review.order):
             return None
@@ -67,7 +68,8 @@ class CellDelegate(QStyledItemDelegate):
             self._changed_of = review.last_changed
             self._changed = set(review.last_changed.tolist())
         failed = review.failed.get(i)
-        return path, label, conf, user is not None, failed, color, i in self._changed, image
+        was = review.was.get(i, "") if i in self._changed else ""
+        return path, label, conf, user is not None, failed, color, was, image
 
     def pixmap(self, row: int, selected: bool, width: int, height: int) -> QPixmap | None:
         """The cell at view ``row`` drawn at ``width`` × ``height`` (cached); None past the end."""
@@ -96,7 +98,7 @@ class CellDelegate(QStyledItemDelegate):
     def _render(
         self, cell: tuple, selected: bool, width: int, height: int, ratio: float
     ) -> QPixmap:
-        _path, label, conf, user, failed, color_name, changed, image = cell
+        _path, label, conf, user, failed, color_name, was, image = cell
         pixmap = QPixmap(round(width * ratio), round(height * ratio))
         pixmap.setDevicePixelRatio(ratio)
         view = self.parent()  # opaque, as the view's background: text renders as it would there
@@ -135,11 +137,12 @@ class CellDelegate(QStyledItemDelegate):
             painter.drawRect(whole.adjusted(1, 1, -2, -2))
         painter.setFont(self.small)
         metrics = painter.fontMetrics()
-        if changed and not failed:  # "the last correction changed this one": a badge on top
-            badge = QRect(rect.x() + 4, rect.y() + 4, metrics.horizontalAdvance("changed") + 10, 16)
+        if was and not failed:  # "the last correction changed this one": a badge on top
+            text = metrics.elidedText(f"was {was}", Qt.TextElideMode.ElideRight, rect.width() - 18)
+            badge = QRect(rect.x() + 4, rect.y() + 4, metrics.horizontalAdvance(text) + 10, 16)
             painter.fillRect(badge, QColor(CHANGED_COLOR))
             painter.setPen(QColor("black"))
-            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, "changed")
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
         painter.setPen(QColor("white"))
         painter.drawText(
             bar.adjusted(4, 0, -4, 0),

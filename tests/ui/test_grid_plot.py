@@ -158,7 +158,10 @@ def test_embedding_view_fills_while_labeling_and_keeps_its_points_after_stop(
     qtbot.waitUntil(lambda: set(plot.paths) == labeled and not plot.projecting, timeout=10000)
     names = app.state.names()  # coloured by label, after Stop too
     assert [names[c] for c in plot.color_index] == [truth[p] for p in plot.paths]
-    assert all(n in plot.legend.text() for n in names) and "labeled by you" in plot.legend.text()
+    (x0, x1), (y0, y1) = plot.viewbox.viewRange()  # the view follows the new points
+    assert x0 <= plot.coords[:, 0].min() and plot.coords[:, 0].max() <= x1
+    assert y0 <= plot.coords[:, 1].min() and plot.coords[:, 1].max() <= y1
+    assert all(n in plot.legend.text() for n in names) and "your labels" in plot.legend.text()
 
 
 def test_show_selection_only_filters_the_grid_to_a_rectangle_selection(
@@ -197,7 +200,8 @@ def test_hover_card_shows_thumbnail_label_and_confidence_beside_the_point(
     plot = app.window.plot
     image = QImage(96, 64, QImage.Format.Format_RGB32)
     image.fill(QColor("#446688"))
-    plot.thumbnail = lambda _path: image
+    asked: list[str] = []  # the first request is decoded off-thread: None, then the image
+    plot.thumbnail = lambda path: image if asked.append(path) or len(asked) > 1 else None
     app.window.resize(1400, 860)
     app.window.show()
     _label_and_plot(app, qtbot, len(truth))
@@ -207,7 +211,8 @@ def test_hover_card_shows_thumbnail_label_and_confidence_beside_the_point(
     scene = plot.viewbox.mapViewToScene(QPointF(*map(float, plot.coords[i])))
     plot._hover((scene,))
     card = plot.hover
-    assert card.isVisible() and card.image.isVisible()
+    assert card.isVisible() and not card.image.isVisible()
+    qtbot.waitUntil(card.image.isVisible, timeout=2000)  # shown once decoded
     text = card.text.text()
     k = app.review.point_base[i]
     assert truth[plot.paths[i]] in text and f"{app.review.conf[k]:.0%}" in text
