@@ -374,7 +374,7 @@ class ReviewModel:
         self.selection = np.zeros(0, np.int64)
         self.view_selection = np.zeros(0, np.int64)
         self.frozen = self.stale = False
-        self._map_points()
+        self.point_paths, self.point_base = [], np.zeros(0, np.int64)  # re-embedded later
         self.order_changed.emit(-1, -1)
         self.review_changed.emit()
         self.points_changed.emit()
@@ -559,8 +559,15 @@ class ReviewModel:
 
     def set_points(self, paths: Sequence[str]) -> None:
         """The plot shows these images (embedded so far), point ``k`` being ``paths[k]``."""
-        self.point_paths = list(paths)
-        self.point_base = np.zeros(0, np.int64)
+        paths = list(paths)
+        m = len(self.point_paths)
+        if m <= len(paths) and paths[:m] == self.point_paths:  # grew: keep the known points
+            self.point_base = np.concatenate(
+                [self.point_base, np.full(len(paths) - m, -1, np.int64)]
+            )
+        else:
+            self.point_base = np.zeros(0, np.int64)
+        self.point_paths = paths
         self._map_points()
         self.points_changed.emit()
 
@@ -569,12 +576,16 @@ class ReviewModel:
         point found its image (embedded before its prediction arrived)."""
         if len(self.point_base) != len(self.point_paths) or not self.paths:
             self.point_base = np.full(len(self.point_paths), -1, np.int64)
-        index_of, paths, found = self.index_of, self.point_paths, False
-        for k in np.flatnonzero(self.point_base < 0).tolist():
-            self.point_base[k] = index_of.get(paths[k], -1)
-            found = found or self.point_base[k] >= 0
-        if found:
-            self._points_found = True
+        missing = np.flatnonzero(self.point_base < 0)
+        if not len(missing) or not self.paths:
+            return False
+        index_of, paths = self.index_of, self.point_paths
+        base = np.fromiter(
+            (index_of.get(paths[k], -1) for k in missing.tolist()), np.int64, len(missing)
+        )
+        self.point_base[missing] = base
+        found = bool((base >= 0).any())
+        self._points_found = self._points_found or found
         return found
 
     def base_of_points(self, points: Sequence[int] | np.ndarray) -> np.ndarray:

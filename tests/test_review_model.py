@@ -145,8 +145,13 @@ def test_plot_points_map_to_images_both_ways_and_carry_colours():
     color, star = model.point_colors()
     assert color.tolist() == [CLASSES.index(labels[5]), 2, -1, CLASSES.index(labels[0])]
     assert star.tolist() == [False, True, False, False]
-    model.clear()
-    assert model.point_base.tolist() == [-1, -1, -1, -1]
+    more = [f"/img/new{i}.jpg" for i in range(2)]
+    model.set_points([*points, *more])  # the folder grew: known points keep their images
+    assert model.point_base.tolist() == [5, 1, -1, 0, -1, -1]
+    model.update_predictions(_predict(more, ["a", "b"], [0.9, 0.9]))
+    assert model.point_base.tolist() == [5, 1, -1, 0, 8, 9]  # found once predicted
+    model.clear()  # another folder: the points go too, until it is embedded
+    assert model.point_paths == [] and len(model.point_base) == 0
 
 
 def test_export_rows_say_who_labeled_each_image():

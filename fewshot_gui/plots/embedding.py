@@ -404,6 +404,18 @@ class EmbeddingPlot(QWidget):
         self._next = (list(paths), vectors)
         self.reproject()
 
+    def clear_points(self) -> None:
+        """No points (another folder is being labeled); a projection in flight is dropped."""
+        self._generation += 1
+        self._done_generation = self._generation
+        self._next, self.vectors = None, None
+        self.paths, self.coords = [], np.zeros((0, 2), np.float32)
+        self.selected = np.zeros(0, bool)
+        self.support = np.zeros(0, bool)
+        self.color_index = np.zeros(0, np.int64)
+        self.hover.hide()
+        self.redraw()
+
     @property
     def projecting(self) -> bool:
         """A projection is computing (its points are not shown yet)."""
@@ -437,9 +449,8 @@ class EmbeddingPlot(QWidget):
         self._next, self._done_generation = None, generation
         if self.paths and len(self.coords) == len(self.paths):  # keep the picture's orientation
             coords = align_axes(coords, paths, self.coords, self.paths)
-        selected = {self.paths[i] for i in np.flatnonzero(self.selected)} if self.paths else set()
+        self.selected = self._selection_for(paths)
         self.paths, self.vectors, self.coords = paths, vectors, coords
-        self.selected = np.fromiter((p in selected for p in paths), bool, len(paths))
         self.color_index = np.full(len(paths), -1, np.int64)
         self.support = np.zeros(len(paths), bool)
         if used != self.method_box.currentText():
@@ -455,6 +466,17 @@ class EmbeddingPlot(QWidget):
 
     def _range_moved(self, *_args) -> None:
         self._user_range = True
+
+    def _selection_for(self, paths: list[str]) -> np.ndarray:
+        """The current selection as a mask over new points ``paths``."""
+        selected = np.zeros(len(paths), bool)
+        m = len(self.selected)
+        if m == len(self.paths) and m <= len(paths) and paths[:m] == self.paths:
+            selected[:m] = self.selected  # the folder grew: same points first
+        elif self.selected.any():
+            chosen = {self.paths[i] for i in np.flatnonzero(self.selected)}
+            selected[[k for k, p in enumerate(paths) if p in chosen]] = True
+        return selected
 
     def set_colors(
         self, color_index: np.ndarray, palette: Sequence[str], support: np.ndarray | None = None

@@ -96,13 +96,18 @@ def align_axes(
     """``coords (N, 2)`` with each axis flipped where that makes it point the way it did in
     ``previous (M, 2)`` for the images both show (PCA's signs are arbitrary: a live view that
     re-projects as images arrive would otherwise mirror itself)."""
-    where = {p: k for k, p in enumerate(previous_paths)}
-    pairs = [(k, j) for k, p in enumerate(paths) if (j := where.get(p)) is not None]
-    if len(pairs) < 2:
+    m = min(len(paths), len(previous_paths))
+    if paths[:m] == previous_paths[:m]:  # the folder grew (the usual case): no lookups
+        a, b = coords[:m], previous[:m]
+    else:
+        where = {p: k for k, p in enumerate(previous_paths)}
+        pairs = [(k, j) for k, p in enumerate(paths) if (j := where.get(p)) is not None]
+        new_rows, old_rows = np.asarray(pairs, np.int64).reshape(-1, 2).T
+        a, b = coords[new_rows], previous[old_rows]
+    if len(a) < 2:
         return coords
-    new_rows, old_rows = np.asarray(pairs, np.int64).T
-    a = coords[new_rows] - coords[new_rows].mean(axis=0)
-    b = previous[old_rows] - previous[old_rows].mean(axis=0)
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
     signs = np.where((a * b).sum(axis=0) < 0, -1.0, 1.0).astype(coords.dtype)
     return coords * signs
 

@@ -323,7 +323,11 @@ class ImageGrid(QWidget):
                 return
 
     def set_sort(self, text: str) -> None:
-        self.sort_box.setCurrentText(text)
+        """Sort by ``text``; asked for the current sort, re-sort (e.g. Ctrl+R, the review queue)."""
+        if self.sort_box.currentText() == text:
+            self._apply_view()
+        else:
+            self.sort_box.setCurrentText(text)
 
     def _update_count(self) -> None:
         review = self.review

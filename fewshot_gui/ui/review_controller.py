@@ -175,6 +175,8 @@ class ReviewController(QObject):
 
     def recolor_plot(self) -> None:
         plot = None if self._stopped else self.window.plot_if_ready()
+        if plot is not None and plot.paths and not self.review.point_paths:
+            plot.clear_points()  # the images were forgotten (another folder)
         if plot is None or not plot.paths or len(plot.paths) != len(self.review.point_base):
             return
         color, star = self.review.point_colors()
