@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from fewshot_gui.data.project import ClassInfo, Project, save_project
 
-DEMO_VERSION = "demo-v1"
+DEMO_VERSION = "demo-v2"
 CLASSES = ("circles", "stripes", "checkerboard", "gradient")
 COLORS = {
     "circles": "#e6550d",
@@ -45,19 +45,37 @@ class DemoSet:
     project: Path
 
 
+MIN_CONTRAST = 90
+"""Background and pattern differ at least this much in brightness (0-255): every drawing shows
+its class (a pattern in two nearly equal colours looks like a flat colour to anyone)."""
+
+
 def _color(rng: random.Random) -> tuple[int, int, int]:
     return (rng.randrange(30, 256), rng.randrange(30, 256), rng.randrange(30, 256))
 
 
+def _brightness(color: tuple[int, int, int]) -> float:
+    r, g, b = color
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def _colors(rng: random.Random) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """A background and a pattern colour that contrast (see :data:`MIN_CONTRAST`)."""
+    while True:
+        bg, fg = _color(rng), _color(rng)
+        if abs(_brightness(bg) - _brightness(fg)) >= MIN_CONTRAST:
+            return bg, fg
+
+
 def draw(kind: str, rng: random.Random, size: int = SIZE) -> Image.Image:
     """One image of class ``kind`` with random colours, scale, angle and noise."""
-    bg, fg = _color(rng), _color(rng)
+    bg, fg = _colors(rng)
     image = Image.new("RGB", (size, size), bg)
     pen = ImageDraw.Draw(image)
     if kind == "circles":
         for _ in range(rng.randrange(3, 9)):
             r = rng.randrange(size // 12, size // 4)
-            x, y = rng.randrange(0, size), rng.randrange(0, size)
+            x, y = rng.randrange(r, size - r), rng.randrange(r, size - r)  # inside the frame
             pen.ellipse((x - r, y - r, x + r, y + r), outline=fg, width=max(2, r // 4))
     elif kind == "stripes":
         period = rng.randrange(10, 26)
@@ -137,3 +155,35 @@ def ensure_demo(
         save_project(demo_project, project)
     truth = json.loads(truth_file.read_text(encoding="utf-8"))
     return DemoSet(base, examples, unlabeled, truth, project)
+
+
+def demo_truth(folder: str | os.PathLike[str]) -> dict[str, str] | None:
+    """The true class of each image when ``folder`` is a demo's ``unlabeled`` folder, else None."""
+    path = Path(folder)
+    truth_file = path.parent / "truth.json"
+    if path.name != "unlabeled" or not (path.parent / "demo.fewshot").is_file():
+        return None
+    try:
+        truth = json.loads(truth_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(truth, dict):
+        return None
+    return {str(p): str(c) for p, c in truth.items() if Path(p).parent == path}
+
+
+def count_right(truth: dict[str, str], labels: dict[str, str | None]) -> int:
+    """How many images of ``truth`` carry their true class in ``labels`` (path → label)."""
+    return sum(labels.get(p) == c for p, c in truth.items())
+
+
+def accuracy_line(truth: dict[str, str], labels: dict[str, str | None]) -> str:
+    """One honest sentence: how many of the demo's labels are right, counted against the truth."""
+    right, total = count_right(truth, labels), len(truth)
+    if right == total:
+        return f"Demo: all {total} labels are right (checked against the true classes)."
+    return (
+        f"Demo: {right} of {total} labels are right ({right / max(1, total):.0%}, checked against "
+        "the true classes). Sort by least confident first, fix a wrong one with keys 1–4 and "
+        "watch the others re-label."
+    )

@@ -5,6 +5,9 @@ Views emit intent signals only; the composition root turns them into undoable co
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -19,10 +22,11 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QApplication,
     QColorDialog,
+    QFileDialog,
     QFrame,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMenu,
@@ -33,7 +37,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fewshot_gui.data.folder import is_image_name
+from fewshot_gui.core.names import class_name_problem
+from fewshot_gui.data.folder import IMAGE_EXTENSIONS, is_image_name
 from fewshot_gui.data.project import ClassInfo
 from fewshot_gui.ui.image_grid import paths_from_mime
 from fewshot_gui.ui.state import LabelState
@@ -42,12 +47,41 @@ from fewshot_gui.workers.thumbnails import ThumbnailLoader
 ICON = 56
 
 
+def image_file_filter() -> str:
+    """A file-dialog filter for every image extension the scan accepts (either letter case)."""
+    patterns = sorted(
+        {f"*{e}" for e in IMAGE_EXTENSIONS} | {f"*{e.upper()}" for e in IMAGE_EXTENSIONS}
+    )
+    return f"Images ({' '.join(patterns)});;All files (*)"
+
+
+class NameLabel(QLabel):
+    """The class name; a double click starts renaming."""
+
+    doubleClicked = Signal()
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        self.doubleClicked.emit()
+
+
+class NameEdit(QLineEdit):
+    """Inline editor of a class name: Enter commits, Escape cancels."""
+
+    cancelled = Signal()
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.cancelled.emit()
+            return
+        super().keyPressEvent(event)
+
+
 class ClassCard(QFrame):
     """One class. Drop or paste image files onto it to add them as examples."""
 
     dropped = Signal(str, list)  # class name, paths
     removeRequested = Signal(str, list)
-    renameRequested = Signal(str)
+    renameRequested = Signal(str, str)  # old name, new name (already checked)
     recolourRequested = Signal(str)
     deleteRequested = Signal(str)
 
@@ -57,10 +91,13 @@ class ClassCard(QFrame):
         key: int,
         thumbnails: ThumbnailLoader | None,
         parent: QWidget | None = None,
+        check_name: Callable[[str, str], str | None] = lambda _old, new: class_name_problem(new),
     ) -> None:
         super().__init__(parent)
         self.name = info.name
         self.thumbnails = thumbnails
+        self.check_name = check_name
+        self.last_folder = ""
         self.setAcceptDrops(True)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setObjectName("classCard")
@@ -69,13 +106,34 @@ class ClassCard(QFrame):
         swatch.setStyleSheet(f"background:{info.color}; border-radius:7px;")
         key_label = QLabel(f"<b>{key}</b>" if key <= 9 else "", self)
         key_label.setToolTip(f"press {key} in the grid to label images as {info.name}")
-        title = QLabel(f"<b>{info.name}</b> · {len(info.examples)} example(s)", self)
-        title.setTextFormat(Qt.TextFormat.RichText)
+        title = NameLabel(self)
+        title.setTextFormat(Qt.TextFormat.PlainText)
+        title.setText(f"{info.name} · {len(info.examples)} example(s)")
+        title.setStyleSheet("font-weight:bold;")
+        title.setToolTip("double-click to rename")
+        title.doubleClicked.connect(self.start_rename)
+        self.title = title
+        self.name_edit = NameEdit(self)
+        self.name_edit.setPlaceholderText("class name")
+        self.name_edit.hide()
+        self.name_edit.returnPressed.connect(lambda: self._commit_name(keep_editing=True))
+        self.name_edit.editingFinished.connect(lambda: self._commit_name(keep_editing=False))
+        self.name_edit.cancelled.connect(self._end_rename)
+        self.name_problem = QLabel(self)
+        self.name_problem.setWordWrap(True)
+        self.name_problem.setStyleSheet("color:#d04040;")
+        self.name_problem.hide()
+        add_images = QToolButton(self)
+        add_images.setText("+ Images…")
+        add_images.setToolTip(f"choose example images of {info.name} from a folder")
+        add_images.clicked.connect(self.ask_images)
+        self.add_images_button = add_images
         menu_button = QToolButton(self)
         menu_button.setText("⋯")
         menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(menu_button)
-        menu.addAction("Rename…", lambda: self.renameRequested.emit(self.name))
+        menu.addAction("Rename", self.start_rename)
+        menu.addAction("Add images…", self.ask_images)
         menu.addAction("Colour…", lambda: self.recolourRequested.emit(self.name))
         menu.addAction("Paste images", self.paste)
         menu.addSeparator()
@@ -85,6 +143,8 @@ class ClassCard(QFrame):
         head.addWidget(key_label)
         head.addWidget(swatch)
         head.addWidget(title, 1)
+        head.addWidget(self.name_edit, 1)
+        head.addWidget(add_images)
         head.addWidget(menu_button)
         self.strip = QListWidget(self)
         self.strip.setViewMode(QListWidget.ViewMode.IconMode)
@@ -126,7 +186,57 @@ class ClassCard(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addLayout(head)
+        layout.addWidget(self.name_problem)
         layout.addWidget(self.strip)
+
+    # ------------------------------------------------------------------ naming
+    def start_rename(self) -> None:
+        """Edit the name in place (Enter commits, Escape keeps the old name)."""
+        self.name_edit.setText(self.name)
+        self.title.hide()
+        self.name_edit.show()
+        self.name_edit.setFocus()
+        self.name_edit.selectAll()
+
+    def editing(self) -> bool:
+        return self.name_edit.isVisible()
+
+    def _commit_name(self, keep_editing: bool) -> None:
+        if not self.name_edit.isVisible():
+            return
+        new = self.name_edit.text().strip()
+        if new == self.name:
+            self._end_rename()
+            return
+        problem = self.check_name(self.name, new)
+        if problem:
+            self.name_problem.setText(problem)
+            self.name_problem.show()
+            if keep_editing:
+                self.name_edit.setFocus()
+                self.name_edit.selectAll()
+            else:  # focus went elsewhere: keep the old name, leave the reason shown
+                self.name_edit.hide()
+                self.title.show()
+            return
+        self._end_rename()
+        self.renameRequested.emit(self.name, new)
+
+    def _end_rename(self) -> None:
+        self.name_problem.hide()
+        self.name_edit.hide()
+        self.title.show()
+
+    # ------------------------------------------------------------------ examples
+    def ask_images(self) -> None:
+        """Choose example images with a file dialog."""
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, f"Example images of {self.name}", self.last_folder, image_file_filter()
+        )
+        paths = [p for p in paths if is_image_name(os.path.basename(p))]
+        if paths:
+            self.last_folder = os.path.dirname(paths[0])
+            self.dropped.emit(self.name, paths)
 
     def _set_icon(self, item: QListWidgetItem, image: QImage | None) -> None:
         if image is not None and not image.isNull():
@@ -256,10 +366,10 @@ class ClassPanel(QWidget):
         self.cards = cards
 
     def _make_card(self, info: ClassInfo, key: int) -> ClassCard:
-        card = ClassCard(info, key, self.thumbnails, self)
+        card = ClassCard(info, key, self.thumbnails, self, self.name_problem)
         card.dropped.connect(self.examplesDropped)
         card.removeRequested.connect(self.exampleRemoveRequested)
-        card.renameRequested.connect(self._ask_rename)
+        card.renameRequested.connect(self.renameRequested)
         card.recolourRequested.connect(self._ask_colour)
         card.deleteRequested.connect(self.deleteRequested)
         return card
@@ -267,11 +377,18 @@ class ClassPanel(QWidget):
     def card(self, name: str) -> ClassCard | None:
         return next((c for c in self.cards if c.name == name), None)
 
-    def _ask_rename(self, name: str) -> None:
-        new, ok = QInputDialog.getText(self, "Rename class", "New name:", text=name)
-        new = new.strip()
-        if ok and new and new != name:
-            self.renameRequested.emit(name, new)
+    def name_problem(self, old: str, new: str) -> str | None:
+        """Why ``old`` cannot be renamed to ``new`` (None: it can)."""
+        problem = class_name_problem(new)
+        if problem is None and new != old and self.state.find(new.strip()):
+            problem = f"a class named '{new.strip()}' exists already"
+        return problem
+
+    def edit_name(self, name: str) -> None:
+        """Start the inline edit of a class's name (after "+ Add class")."""
+        card = self.card(name)
+        if card is not None:
+            card.start_rename()
 
     def _ask_colour(self, name: str) -> None:
         color = QColorDialog.getColor(self.state.color(name), self, f"Colour of {name}")

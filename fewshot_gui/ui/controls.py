@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
@@ -33,6 +34,24 @@ METHOD_HELP = {
     "metasgd": "Meta-SGD: learned step sizes",
     "metalstm": "learned optimizer (Meta-LSTM)",
 }
+
+
+_AUTO = re.compile(r"^auto\s*(?:→|->)\s*(\w+)\s*(?:\((.*)\))?\s*$", re.S)
+
+
+def plain_method_text(description: str) -> str:
+    """One short sentence for what the method decided, from the engine's technical description
+    (e.g. ``auto → anil (5-fold accuracy: metric 0.83, anil 0.91)`` → "auto chose anil: it was
+    the most accurate on your own examples")."""
+    match = _AUTO.match(description.strip())
+    if not match:
+        return f"method: {description.split(' (')[0]}" if description else ""
+    chosen, detail = match.group(1), match.group(2) or ""
+    if "no evaluation" in detail or "no support" in detail:
+        return f"auto uses {chosen}: too few examples to compare methods yet"
+    if "accuracy" in detail:
+        return f"auto chose {chosen}: it was the most accurate on your own examples"
+    return f"auto chose {chosen}"
 
 
 class FolderEdit(QLineEdit):
@@ -81,6 +100,8 @@ class ControlPanel(QWidget):
         self.method_info = QLabel("", self)  # what the method decided (e.g. auto's choice)
         self.method_info.setObjectName("methodInfo")
         self.method_info.setWordWrap(True)
+        # Room for two lines from the start: the buttons below must not move when it fills in.
+        self.method_info.setFixedHeight(2 * self.method_info.fontMetrics().lineSpacing() + 4)
         self.start_button = QPushButton("▶ Label folder", self)
         self.stop_button = QPushButton("■ Stop", self)
         self.stop_button.setEnabled(False)
@@ -128,9 +149,11 @@ class ControlPanel(QWidget):
         for box in (self.method, self.encoder):
             box.blockSignals(False)
 
-    def set_method_info(self, text: str) -> None:
-        self.method_info.setText(text)
-        self.method_info.setToolTip(text)
+    def set_method_info(self, details: str, plain: str = "") -> None:
+        """Show what the method decided in plain words (``plain``, or derived from ``details``);
+        the technical ``details`` go to the tooltip."""
+        self.method_info.setText(plain or plain_method_text(details))
+        self.method_info.setToolTip(details)
 
     def set_device(self, name: str) -> None:
         self.device.setText(f"device: {name}")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoStack
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QProgressBar,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 PLOT_MODULE = "fewshot_gui.plots.embedding"
 PLOT_FALLBACK_MS = 1500
 """Build the embedding view this long after the window shows even if its tab never painted."""
+SPLITTER_SIZES = [320, 640, 440]
 
 
 class MessageBar(QWidget):
@@ -88,8 +91,12 @@ class PlotPlaceholder(QLabel):
 
 
 class MainWindow(QMainWindow):
+    """``may_close`` (set by the composition root) is asked before the window closes: False
+    keeps it open (the user cancelled the unsaved-changes prompt)."""
+
     closing = Signal()
     plotReady = Signal(object)  # the EmbeddingPlot, once built
+    viewChanged = Signal()  # sort or filter chosen (saved with the project)
     _plotModuleLoaded = Signal()  # emitted from the import thread
 
     def __init__(self, state: LabelState, thumbnails: ThumbnailLoader) -> None:
@@ -97,6 +104,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("fewshot-gui")
         self.setObjectName("fewshotMainWindow")
         self.resize(1400, 860)
+        self.may_close: Callable[[], bool] | None = None
         self.undo_stack = QUndoStack(self)
         self.classes = ClassPanel(state, thumbnails)
         self.controls = ControlPanel()
@@ -107,6 +115,9 @@ class MainWindow(QMainWindow):
         self.plot_placeholder = PlotPlaceholder()
         self.plot_placeholder.painted.connect(self.load_plot_soon)
         self.plot_page = QStackedWidget()
+        # The view that replaces the placeholder must not ask for more room (the grid would lose
+        # a column when it appears): the splitter alone decides the widths.
+        self.plot_page.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.plot_page.addWidget(self.plot_placeholder)
         self._plotModuleLoaded.connect(self.ensure_plot, Qt.ConnectionType.QueuedConnection)
         self.failed = FailedPanel()
@@ -125,8 +136,11 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.grid)
         self.splitter.addWidget(self.tabs)
-        self.splitter.setSizes([320, 640, 440])
+        self.splitter.setSizes(SPLITTER_SIZES)
         self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.grid.sort_box.currentIndexChanged.connect(self.viewChanged)
+        self.grid.filter_box.activated.connect(self.viewChanged)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -158,6 +172,7 @@ class MainWindow(QMainWindow):
         self.export_action = QAction(
             "&Export labeled images…", self, shortcut=QKeySequence("Ctrl+E")
         )
+        self.export_labels_action = QAction("Export &labels (CSV / JSON)…", self)
         self.undo_export_action = QAction("&Undo an export…", self)
         self.quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         self.quit_action.triggered.connect(self.close)
@@ -169,6 +184,7 @@ class MainWindow(QMainWindow):
             self.save_as_action,
             None,
             self.export_action,
+            self.export_labels_action,
             self.undo_export_action,
             None,
             self.quit_action,
@@ -192,6 +208,33 @@ class MainWindow(QMainWindow):
             "&Review queue (least confident first)", self, shortcut=QKeySequence("Ctrl+R")
         )
         view.addAction(self.review_action)
+
+    # ------------------------------------------------------------------ view settings
+    def view_settings(self) -> dict[str, Any]:
+        """How the images are shown (kept in the project): sort, filter, panel widths."""
+        kind, name = self.grid.filter_box.currentData() or ("all", "")
+        return {
+            "sort": self.grid.sort_box.currentText(),
+            "filter": [kind, name],
+            "splitter": [int(v) for v in self.splitter.sizes()],
+        }
+
+    def apply_view_settings(self, settings: dict[str, Any]) -> None:
+        """Restore :meth:`view_settings`; values of the wrong type are ignored."""
+        sort = settings.get("sort")
+        if isinstance(sort, str) and self.grid.sort_box.findText(sort) >= 0:
+            self.grid.set_sort(sort)
+        view = settings.get("filter")
+        if isinstance(view, list) and len(view) == 2 and all(isinstance(v, str) for v in view):
+            self.grid.set_filter(view[0], view[1])
+        sizes = settings.get("splitter")
+        if (
+            isinstance(sizes, list)
+            and len(sizes) == self.splitter.count()
+            and all(isinstance(v, int) and v >= 0 for v in sizes)
+            and sum(sizes) > 0
+        ):
+            self.splitter.setSizes(sizes)
 
     # ------------------------------------------------------------------ the embedding view
     @property
@@ -222,10 +265,12 @@ class MainWindow(QMainWindow):
         if self._plot is None:
             module = importlib.import_module(PLOT_MODULE)
             plot = module.EmbeddingPlot(thumbnail=self._thumbnail)
+            sizes = self.splitter.sizes()
             self.plot_page.addWidget(plot)
             self.plot_page.setCurrentWidget(plot)
             self.plot_page.removeWidget(self.plot_placeholder)
             self.plot_placeholder.deleteLater()
+            self.splitter.setSizes(sizes)  # the grid keeps its columns
             self._plot = plot
             self.plotReady.emit(plot)
         return self._plot
@@ -236,5 +281,8 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(PLOT_FALLBACK_MS, self, self.load_plot_soon)
 
     def closeEvent(self, event) -> None:
+        if self.may_close is not None and not self.may_close():
+            event.ignore()
+            return
         self.closing.emit()
         super().closeEvent(event)

@@ -1,8 +1,10 @@
-"""Persisted settings (QSettings): recent projects, window geometry and state, last choices."""
+"""Persisted settings (QSettings): recent projects, window geometry and state, last choices, and
+the folder for files the app keeps for the user (the untitled session's autosave)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -10,8 +12,21 @@ MAX_RECENT = 8
 
 
 class AppSettings:
-    def __init__(self, settings: QSettings | None = None) -> None:
+    """``data_dir``: where the untitled session is autosaved (default: beside an ini-file
+    QSettings, else the platform's user data folder)."""
+
+    def __init__(self, settings: QSettings | None = None, data_dir: str | None = None) -> None:
         self.q = settings or QSettings("fewshot-gui", "fewshot-gui")
+        self._data_dir = data_dir
+
+    def data_dir(self) -> Path:
+        if self._data_dir:
+            return Path(self._data_dir)
+        if self.q.format() == QSettings.Format.IniFormat:
+            return Path(self.q.fileName()).parent
+        from platformdirs import user_data_dir
+
+        return Path(user_data_dir("fewshot-gui", appauthor=False))
 
     def recent_projects(self) -> list[str]:
         value = self.q.value("recentProjects", [])

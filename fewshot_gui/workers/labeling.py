@@ -86,7 +86,7 @@ class LabelingWorker(QObject):
     error = Signal(str)  # a plain message for the user
     warning = Signal(str)  # a plain line about a problem that did not stop the job (cache rebuilt)
     deviceReady = Signal(str)
-    methodChosen = Signal(str)  # e.g. "auto → memory (LOO accuracy: metric 0.83, memory 0.91)"
+    methodChosen = Signal(str, str)  # details ("auto → memory (LOO accuracy: …)"), plain reason
     choicesReady = Signal(list, list)  # method names, encoder names
     jobStarted = Signal(int, str)
     jobFinished = Signal(int, str)  # job id, "done" | "cancelled" | "failed"
@@ -120,6 +120,8 @@ class LabelingWorker(QObject):
             with gc_paused():  # the model's imports and objects: no collector pauses
                 self._session = self._factory(settings)
                 self._session_key = key
+                with contextlib.suppress(AttributeError):  # Stop is seen between small pieces
+                    self._session.should_stop = self.abort.is_set
                 device = str(self._session.device_name)  # loads the encoder
             self.deviceReady.emit(device)
         return self._session
@@ -160,6 +162,9 @@ class LabelingWorker(QObject):
             self._end("done")
             return
         except Exception as error:  # the engine's plain message, or an unexpected one
+            if self.abort.is_set():  # StopRequested (or anything while stopping): cancelled
+                self._end("cancelled")
+                return
             if not _is_plain(error):
                 traceback.print_exc()
             self.error.emit(_message(error))
@@ -182,14 +187,20 @@ class LabelingWorker(QObject):
             self.predictions.emit(item)
 
     def _run_job(
-        self, settings: dict, support: Mapping[str, Sequence[str]], folder: str | None
+        self,
+        settings: dict,
+        support: Mapping[str, Sequence[str]],
+        folder: str | None,
+        cached_only: bool = False,
     ) -> Iterator[Any]:
         session = self._ensure_session(settings)
         yield from session.set_support({k: list(v) for k, v in support.items()})
         failures = getattr(session, "failures", None)
         if failures:
             self.failures.emit(list(failures.values()))
-        if folder:
+        if folder and cached_only:
+            yield from session.label(folder, cached_only=True)
+        elif folder:
             yield from session.label(folder)
         else:
             yield session.predictions()
@@ -216,10 +227,14 @@ class LabelingWorker(QObject):
                 import fewshot_gui.session  # noqa: F401
         self.choicesReady.emit(methods, encoders)
 
-    @Slot(int, dict, dict, str)
-    def start(self, job_id: int, settings: dict, support: dict, folder: str) -> None:
-        """Fit the support set, then label ``folder`` (empty: just re-predict)."""
-        self._begin(job_id, "label", self._run_job(settings, support, folder or None))
+    @Slot(int, dict, dict, str, bool)
+    def start(
+        self, job_id: int, settings: dict, support: dict, folder: str, cached_only: bool = False
+    ) -> None:
+        """Fit the support set, then label ``folder`` (empty: just re-predict; ``cached_only``:
+        only its images with cached embeddings, without decoding any)."""
+        job = self._run_job(settings, support, folder or None, cached_only)
+        self._begin(job_id, "cached" if cached_only else "label", job)
 
     @Slot(int, dict, dict)
     def refit(self, job_id: int, settings: dict, support: dict) -> None:
@@ -248,8 +263,9 @@ class LabelingWorker(QObject):
 
     def _emit_method(self) -> None:
         describe = getattr(self._session, "method_description", None)
+        reason = getattr(self._session, "method_reason", None)
         if isinstance(describe, str) and describe:
-            self.methodChosen.emit(describe)
+            self.methodChosen.emit(describe, reason if isinstance(reason, str) else "")
 
     @Slot()
     def requestEmbeddings(self) -> None:
@@ -268,7 +284,7 @@ class LabelingWorker(QObject):
 class LabelingController(QObject):
     """GUI-thread handle: owns the worker thread and forwards commands as queued signals."""
 
-    _start = Signal(int, dict, dict, str)
+    _start = Signal(int, dict, dict, str, bool)
     _refit = Signal(int, dict, dict)
     _apply = Signal(list)
     _cancel = Signal()
@@ -299,13 +315,23 @@ class LabelingController(QObject):
         self._next_id += 1
         return self._next_id
 
-    def start(self, settings: dict, support: Mapping[str, Sequence[str]], folder: str) -> int:
+    @property
+    def latest_job(self) -> int:
+        """The id of the job asked for last; jobs before it end as superseded."""
+        return self._next_id
+
+    def start(
+        self,
+        settings: dict,
+        support: Mapping[str, Sequence[str]],
+        folder: str,
+        cached_only: bool = False,
+    ) -> int:
         """Cancel any running job and start fitting + labeling; returns the job id."""
-        self.worker.abort.set()  # seen between two yields of the old job
+        self.worker.abort.set()  # seen between two yields (or model pieces) of the old job
         job_id = self._new_id()
-        self._start.emit(
-            job_id, dict(settings), {k: list(v) for k, v in support.items()}, folder or ""
-        )
+        support = {k: list(v) for k, v in support.items()}
+        self._start.emit(job_id, dict(settings), support, folder or "", bool(cached_only))
         return job_id
 
     def refit(self, settings: dict, support: Mapping[str, Sequence[str]]) -> int:
