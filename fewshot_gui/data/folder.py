@@ -21,7 +21,8 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,14 +32,30 @@ from fewshot_gui.data.formats import image_extensions
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS: frozenset[str]
+
+class _Extensions(AbstractSet[str]):
+    """A read-only set filled from Pillow on first use (its plug-ins take ~0.1–0.2 s to load), so
+    ``from fewshot_gui.data.folder import IMAGE_EXTENSIONS`` costs nothing at start-up."""
+
+    def __contains__(self, item: object) -> bool:
+        return item in image_extensions()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(image_extensions())
+
+    def __len__(self) -> int:
+        return len(image_extensions())
+
+    @classmethod
+    def _from_iterable(cls, it: Iterable[str]) -> frozenset[str]:  # results of & | - ^
+        return frozenset(it)
+
+    def __repr__(self) -> str:
+        return f"IMAGE_EXTENSIONS({sorted(self)})"
+
+
+IMAGE_EXTENSIONS: AbstractSet[str] = _Extensions()
 """Lower-case file name extensions (with the dot) treated as images; matched in any case."""
-
-
-def __getattr__(name: str) -> frozenset[str]:
-    if name == "IMAGE_EXTENSIONS":  # built on first use: Pillow's plug-ins take ~0.1 s to load
-        return image_extensions()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_image_name(name: str) -> bool:
