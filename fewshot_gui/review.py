@@ -127,7 +127,7 @@ class ReviewModel:
         self.order = np.zeros(0, np.int64)
         self.pos = np.zeros(0, np.int64)
         self.last_changed = np.zeros(0, np.int64)
-        self.was: dict[int, str] = {}  # base index → the label it showed before the last action
+        self._was = np.zeros(0, np.int32)  # what each image showed before the last action
         self.finished_actions = 0  # actions whose changes are known
         self._before: np.ndarray | None = None  # display codes when the pending action began
         self._acted: set[str] = set()  # paths the pending action labeled
@@ -395,17 +395,27 @@ class ReviewModel:
         changed = np.flatnonzero((before[:n] != after[:n]) & (before[:n] != PENDING))
         acted = {self.index_of[p] for p in self._acted if p in self.index_of}
         if acted:
-            changed = changed[~np.isin(changed, list(acted))]
+            mine = np.zeros(len(after), bool)
+            mine[list(acted)] = True
+            changed = changed[~mine[changed]]
         previous, self.last_changed = self.last_changed, changed.astype(np.int64)
-        self.was = {int(i): self.code_names[int(before[i])] for i in self.last_changed}
+        self._was = before
         self._acted, self._awaiting = set(), 0
         self.finished_actions += 1
-        self.rows_changed.emit(np.union1d(previous, self.last_changed))  # highlight moves
+        self.rows_changed.emit(np.concatenate([previous, self.last_changed]))  # badges move
         self.review_changed.emit()
 
     def forget_action(self) -> None:
         """A new labeling run starts: no pending action waits for a re-label any more."""
         self._before, self._acted, self._awaiting = None, set(), 0
+
+    def was_label(self, i: int) -> str:
+        """The label image ``i`` showed before the last action changed it ("" if it did not)."""
+        k = int(np.searchsorted(self.last_changed, i))  # last_changed is sorted
+        if i >= len(self._was) or k >= len(self.last_changed) or self.last_changed[k] != i:
+            return ""
+        code = int(self._was[i])
+        return "" if code == PENDING else self.code_names[code]
 
     def changed_mask(self) -> np.ndarray:
         mask = np.zeros(len(self.paths), bool)

@@ -68,7 +68,7 @@ class CellDelegate(QStyledItemDelegate):
             self._changed_of = review.last_changed
             self._changed = set(review.last_changed.tolist())
         failed = review.failed.get(i)
-        was = review.was.get(i, "") if i in self._changed else ""
+        was = review.was_label(i) if i in self._changed else ""
         return path, label, conf, user is not None, failed, color, was, image
 
     def pixmap(self, row: int, selected: bool, width: int, height: int) -> QPixmap | None:

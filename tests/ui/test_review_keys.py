@@ -71,7 +71,7 @@ def test_keys_label_and_move_on_in_a_frozen_least_confident_order(
     changed = review.last_changed.tolist()
     assert changed and all(review.label(i) == wrong for i in changed)
     was = grid.delegate.cell(review.row_of(changed[0]))[6]  # the badge says what it was
-    assert was == review.was[changed[0]] == truth[review.paths[changed[0]]] != wrong
+    assert was == review.was_label(changed[0]) == truth[review.paths[changed[0]]] != wrong
     n = len(changed)
     assert f"changed {n} other label" in grid.counter.text()
     assert f"changed {n:,} other label" in app.window.status.text()
