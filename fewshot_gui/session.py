@@ -8,7 +8,7 @@ one encoder model — in the app, the labeling worker is the only owner of a ses
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,15 @@ from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import FileFailure, ImageRecord, Predictions, Progress
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS
 from fewshot_gui.data.folder import record_for
+
+STOP_CHUNK = 8
+"""On the CPU a batch goes through the model in pieces of this many images and ``should_stop`` is
+asked before each: Stop takes effect after one piece (a few hundred ms on 2 cores), not after a
+whole batch (32 images: over 3 s on a busy 2-core machine)."""
+
+
+class StopRequested(Exception):
+    """Raised inside a running job when :attr:`LabelingSession.should_stop` returns True."""
 
 
 @dataclass
@@ -97,6 +106,7 @@ class LabelingSession:
         self._support: list[tuple[str, str]] = []  # (path, class name)
         self.failures: dict[str, FileFailure] = {}
         self.embedded_count = 0  # images run through the model (cache misses) in this session
+        self.should_stop: Callable[[], bool] | None = None  # e.g. the app's Stop button
         self._warnings: dict[str, str] = {}  # kind → one line for the user (see take_warnings)
         self._warned: set[str] = set()
         self._nonfinite: list[str] = []  # names of images the encoder gave NaN/inf for
@@ -174,8 +184,11 @@ class LabelingSession:
         return indices[finite], embeddings[finite], failed
 
     # ---------------------------------------------------------------- embedding
-    def _embed(self, records: Sequence[ImageRecord], stage: str) -> Iterator[Progress | _Embedded]:
-        """Embeddings for ``records``: cached ones at once, the rest batch by batch."""
+    def _embed(
+        self, records: Sequence[ImageRecord], stage: str, cached_only: bool = False
+    ) -> Iterator[Progress | _Embedded]:
+        """Embeddings for ``records``: cached ones at once, the rest batch by batch (none with
+        ``cached_only``)."""
         self.load()
         rate = _Rate(len(records), stage)
         done = 0
@@ -191,7 +204,7 @@ class LabelingSession:
             done += len(hits)
             yield _Embedded(hits, cached.astype(np.float32), [])
             yield rate.progress(done, 0)
-        if len(missing) == 0:
+        if len(missing) == 0 or cached_only:
             return
         todo = [records[i] for i in missing]
         counted = 0
@@ -214,7 +227,7 @@ class LabelingSession:
         try:
             for batch in batches:
                 indices = np.asarray(batch.indices, dtype=np.int64)
-                embeddings = self._forward(batch.images)
+                embeddings = self._forward_stoppable(batch.images)
                 indices, embeddings, bad = self._finite(records, indices, embeddings)
                 if self._cache is not None and len(indices):
                     self._cache.put_many([records[i] for i in indices], embeddings)
@@ -227,6 +240,20 @@ class LabelingSession:
                 yield indices, embeddings, [*batch.failures, *bad]
         finally:
             batches.close()
+
+    def _forward_stoppable(self, images: Any) -> np.ndarray:
+        """:meth:`_forward`, in pieces of :data:`STOP_CHUNK` on the CPU with a stop check before
+        each; raises :class:`StopRequested`."""
+        stop = self.should_stop
+        step = STOP_CHUNK if stop is not None and self._plan.device.type == "cpu" else len(images)
+        if step >= len(images):
+            return self._forward(images)
+        parts = []
+        for start in range(0, len(images), step):
+            if stop is not None and stop():
+                raise StopRequested
+            parts.append(self._forward(images[start : start + step]))
+        return np.concatenate(parts)
 
     def _forward(self, images: Any) -> np.ndarray:
         """``(n, C, H, W)`` uint8 tensor (CPU or device) → ``(n, D)`` float32 numpy.
@@ -373,10 +400,14 @@ class LabelingSession:
         return self.predictions()
 
     # ---------------------------------------------------------------- labeling
-    def label(self, images: str | Path | Iterable[ImageRecord]) -> Iterator[Progress | BatchResult]:
+    def label(
+        self, images: str | Path | Iterable[ImageRecord], cached_only: bool = False
+    ) -> Iterator[Progress | BatchResult]:
         """Embed (cached) and label a folder (scanned recursively) or a list of records.
 
         Yields :class:`Progress` and a :class:`BatchResult` per batch (partial predictions).
+        ``cached_only``: label only the images whose embeddings are cached (nothing decoded, no
+        model call; e.g. to show a reopened project's predictions at once).
         """
         from fewshot_gui.data.folder import scan_folder
 
@@ -385,7 +416,7 @@ class LabelingSession:
         records = scan_folder(images) if isinstance(images, (str, Path)) else list(images)
         self._labeled, self._labeled_set, self._labeled_rows = [], set(), None
         yield Progress(0, len(records), "labeling")
-        for item in self._embed(records, "labeling"):
+        for item in self._embed(records, "labeling", cached_only):
             if isinstance(item, Progress):
                 yield item
                 continue
