@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "meta-train": ("fewshot_gui.commands.meta_train", "meta-train an encoder episodically"),
     "evaluate": ("fewshot_gui.commands.evaluate", "N-way K-shot accuracy with a 95% interval"),
     "bench": ("fewshot_gui.commands.bench", "measure decode, model and end-to-end throughput"),
+    "export": ("fewshot_gui.commands.export", "sort labeled images into one folder per class"),
+    "undo-export": ("fewshot_gui.commands.undo_export", "undo the newest export into a folder"),
     "self-test": (
         "fewshot_gui.commands.self_test",
         "build the app offscreen and run one adaptation",

@@ -7,10 +7,8 @@ probability column per class. Exit 0 when the run completed (failed files are ro
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -90,27 +88,21 @@ def _print_notes(notes: list[str], limit: int = 10) -> None:
 def write_csv(
     path: str | Path, predictions: Predictions, failures: list[FileFailure], order: list[str]
 ) -> None:
-    """Write the labels CSV atomically, rows in scan order."""
+    """Write the labels CSV atomically, rows in scan order (``data/labels_csv.py``)."""
+    from fewshot_gui.data.labels_csv import LabelRow, write_labels
+
     index = {p: i for i, p in enumerate(predictions.paths)}
     failed = {f.path: f.reason for f in failures}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".labels-", suffix=".csv", dir=path.parent)
-    # surrogateescape: a file name that is not valid UTF-8 is written back as its original bytes
-    with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label", "confidence", "error", *predictions.classes])
-        for p in order:
-            if p in index:
-                i = index[p]
-                probs = [f"{v:.6f}" for v in predictions.probabilities[i]]
-                writer.writerow(
-                    [p, predictions.labels[i], f"{predictions.confidences[i]:.6f}", "", *probs]
-                )
-            else:
-                reason = failed.get(p, "not processed")
-                writer.writerow([p, "", "", reason, *[""] * len(predictions.classes)])
-    os.replace(tmp, path)
+    rows = []
+    for p in order:
+        if p in index:
+            i = index[p]
+            probs = tuple(float(v) for v in predictions.probabilities[i])
+            conf = float(predictions.confidences[i])
+            rows.append(LabelRow(p, predictions.labels[i], conf, probabilities=probs))
+        else:
+            rows.append(LabelRow(p, "", None, error=failed.get(p, "not processed")))
+    write_labels(path, rows, predictions.classes)
 
 
 def _is_same(path: str, target: Path) -> bool:

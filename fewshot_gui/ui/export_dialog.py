@@ -1,5 +1,5 @@
-"""The export dialog (destination, copy / move / link, unknown images, labels file) and a runner
-that performs the export off the GUI thread."""
+"""The export dialog (destination, copy / move / link, unknown images, labels file), a runner
+that performs exports and undos off the GUI thread, and the message shown when one finishes."""
 
 from __future__ import annotations
 
@@ -19,10 +19,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fewshot_gui.data.export import LabelRow, export_images, undo_export, write_labels
+from fewshot_gui.data.export import (
+    ExportResult,
+    LabelRow,
+    UndoResult,
+    export_images,
+    undo_export,
+    write_labels,
+)
 
 MODES = {"copy the images": "copy", "move the images": "move", "link to the images": "link"}
-UNKNOWN = {"into DEST/_unknown": "folder", "leave them in place": "leave"}
+UNKNOWN = {"into DEST/_unknown": "folder", "leave them in place": "skip"}
 
 
 class ExportDialog(QDialog):
@@ -40,7 +47,9 @@ class ExportDialog(QDialog):
         self.mode.addItems(list(MODES))
         self.unknown = QComboBox(self)
         self.unknown.addItems(list(UNKNOWN))
-        self.labels = QCheckBox("also write labels.csv (path, label, confidence, source)", self)
+        self.labels = QCheckBox(
+            "also write labels.csv (path, label, confidence, error, source)", self
+        )
         self.labels.setChecked(True)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
@@ -114,8 +123,24 @@ class ExportRunner(QObject):
 
         self.pool.start(_Task(job, self.signals))
 
-    def undo(self, journal: str) -> None:
-        self.pool.start(_Task(lambda: undo_export(journal), self.signals))
+    def undo(self, dest: str, all_exports: bool = False) -> None:
+        """Undo the newest export into ``dest`` (``all_exports``: every one, newest first)."""
+        self.pool.start(_Task(lambda: undo_export(dest, all_exports), self.signals))
 
     def wait(self, msecs: int = 10000) -> bool:
         return self.pool.waitForDone(msecs)
+
+
+def result_message(result: ExportResult | UndoResult) -> tuple[str, bool]:
+    """The window's message for a finished export or undo, and whether it reports a problem."""
+    text = result.summary()
+    if isinstance(result, ExportResult):
+        text += " (File ▸ Undo an export reverses it)"
+        problems = result.failures
+        error = bool(result.failures or result.stopped)
+    else:
+        problems = result.failures or result.refused
+        error = bool(problems)
+    if problems:
+        text += f". For example {problems[0][0]}: {problems[0][1]}"
+    return text[:1].upper() + text[1:], error
