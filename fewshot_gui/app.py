@@ -18,13 +18,15 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from fewshot_gui.core.errors import FewShotError
-from fewshot_gui.data.export import ExportResult, LabelRow, UndoResult
-from fewshot_gui.data.project import SUFFIX, ClassInfo, load_project, save_project
+from fewshot_gui.core.names import class_name_problem
+from fewshot_gui.data.export import ExportResult, LabelRow, write_labels
+from fewshot_gui.data.project import ClassInfo
 from fewshot_gui.ui import commands
-from fewshot_gui.ui.export_dialog import ExportDialog, ExportRunner
+from fewshot_gui.ui.export_dialog import ExportDialog, ExportRunner, result_message
 from fewshot_gui.ui.image_grid import THUMB
 from fewshot_gui.ui.main_window import MainWindow
 from fewshot_gui.ui.preview import PreviewDialog
+from fewshot_gui.ui.project_controller import ProjectController
 from fewshot_gui.ui.review_controller import ReviewController
 from fewshot_gui.ui.settings import AppSettings
 from fewshot_gui.ui.state import LabelState
@@ -85,10 +87,13 @@ class AppController(QObject):
         )
         self.settings = settings or AppSettings()
         self.session_options = dict(session_options or {})
-        self.project_path: str | None = None
+        self.project = ProjectController(self.window, self.state, self.settings, self)
         self.last_journal: str | None = None
         self.fitted_classes: list[str] = []
         self.labeled_folder = ""
+        self.folder_total = -1
+        self.job_name = ""
+        self._job_names: dict[int, str] = {}
         self.running = False
         self._shut = False
         self._warmed = False
@@ -105,7 +110,7 @@ class AppController(QObject):
     # ------------------------------------------------------------------ wiring
     def _wire(self) -> None:
         w, s = self.window, self.state
-        w.classes.addRequested.connect(self.add_class)
+        w.classes.addRequested.connect(lambda: self.add_class())
         w.classes.examplesDropped.connect(self.reviewing.drop_on_class)
         w.classes.exampleRemoveRequested.connect(
             lambda name, paths: self.push(commands.RemoveExamples(s, name, paths))
@@ -135,12 +140,13 @@ class AppController(QObject):
         w.plotReady.connect(self._wire_plot)
         w.failed.activated.connect(lambda _p: w.grid.set_filter("failed"))
         w.review_action.triggered.connect(lambda: w.grid.set_sort("least confident first"))
-        w.open_action.triggered.connect(self.ask_open)
-        w.save_action.triggered.connect(self.save)
-        w.save_as_action.triggered.connect(self.ask_save_as)
-        w.demo_action.triggered.connect(self.open_demo)
-        w.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.project.aboutToLoad.connect(self._reset_labeling)
+        self.project.loaded.connect(self._project_loaded)
+        self.project.error.connect(self.show_error)
+        w.controls.settingsChanged.connect(self._folder_changed)
+        w.may_close = lambda: self._shut or self.project.confirm_close()
         w.export_action.triggered.connect(self.ask_export)
+        w.export_labels_action.triggered.connect(self.ask_export_labels)
         w.undo_export_action.triggered.connect(self.ask_undo_export)
         self.exporter.finished.connect(self._export_done)
         self.exporter.failed.connect(self.show_error)
@@ -177,15 +183,23 @@ class AppController(QObject):
 
     # ------------------------------------------------------------------ classes
     def add_class(self, name: str | None = None) -> str:
-        name = name or self.state.new_name()
-        self.push(commands.AddClass(self.state, ClassInfo(name, self.state.next_color())))
-        return name
+        """Add a class; without a name it gets "class N" and its name is edited in place."""
+        problem = class_name_problem(name) if name is not None else None
+        if problem:
+            self.show_error(problem)
+            return ""
+        new = name or self.state.new_name()
+        self.push(commands.AddClass(self.state, ClassInfo(new, self.state.next_color())))
+        if name is None:
+            self.window.classes.edit_name(new)
+        return new
 
     def rename_class(self, old: str, new: str) -> None:
-        if self.state.find(new):
-            self.show_error(f"a class named {new!r} exists already")
+        problem = self.window.classes.name_problem(old, new)
+        if problem:
+            self.show_error(problem)
             return
-        self.push(commands.RenameClass(self.state, old, new))
+        self.push(commands.RenameClass(self.state, old, new.strip()))
 
     def _classes_changed(self) -> None:
         names = self.state.names()
@@ -209,7 +223,8 @@ class AppController(QObject):
         settings.update(self.session_options)
         return settings
 
-    def start(self) -> bool:
+    def start(self, cached_only: bool = False) -> bool:
+        """Label the folder (``cached_only``: show what the embedding cache already has)."""
         folder = self.window.controls.settings()["folder"]
         support = self.state.support()
         if not support:
@@ -227,7 +242,8 @@ class AppController(QObject):
             self.window.failed.clear()
             self.labeled_folder = os.path.abspath(folder)
         self.review.forget_action()
-        self.worker.start(self.session_settings(), support, folder)
+        self.folder_total = -1
+        self.worker.start(self.session_settings(), support, folder, cached_only)
         return True
 
     def refit(self) -> None:
@@ -239,34 +255,68 @@ class AppController(QObject):
         self.worker.cancel()
 
     def _job_started(self, _job: int, name: str) -> None:
-        self.running = name == "label"
+        self._job_names[_job] = name
+        if _job != self.worker.latest_job:
+            return  # already superseded by a newer job
+        self.running = name in ("label", "cached")
+        self.job_name = name
         self.job_started_at = time.perf_counter()
         self.predictions_seen = 0
         self.window.controls.set_running(True)
-        self.window.status.setText("Loading the model…" if name == "label" else "Re-fitting…")
+        self.window.status.setText(
+            {"label": "Loading the model…", "cached": "Loading the saved predictions…"}.get(
+                name, "Re-fitting…"
+            )
+        )
         self.window.progress.setValue(0)
         self.window.progress.show()
 
     def _job_finished(self, _job: int, status: str) -> None:
+        if _job != self.worker.latest_job:  # replaced by a newer job: the window shows that one
+            if self._job_names.pop(_job, "") != "cached":  # the automatic one is no run of theirs
+                self.jobDone.emit(_job, status)
+            return
+        self._job_names.pop(_job, None)
         self._prediction_updates.flush()
         self._progress_updates.discard()
         self.running = False
         self.window.controls.set_running(False)
         self.window.progress.hide()
-        n = len(self.window.grid.model.paths)
-        took = time.perf_counter() - self.job_started_at
-        method = self.window.controls.settings()["method"]
-        text = {
-            "done": f"Labeled {n:,} images with {method} ({took:.1f} s). Correct any label: keys 1–9, "
-            "Enter accepts; sort by least confident to review.",
-            "cancelled": f"Stopped. {n:,} images labeled so far.",
-            "failed": "Labeling failed: see the message above.",
-        }[status]
-        self.window.status.setText(text)
+        self.window.status.setText(self._finished_text(status))
+        self._show_demo_accuracy()
         self.reviewing.job_finished(status)
         self.jobDone.emit(_job, status)
 
+    def _finished_text(self, status: str) -> str:
+        """What the status bar says when a job ends (failed files are not counted as labeled)."""
+        failed = len(self.review.failed)
+        n = len(self.review.paths) - failed
+        took = time.perf_counter() - self.job_started_at
+        method = self.window.controls.settings()["method"]
+        also = f"; {failed:,} could not be read (see Failed files)" if failed else ""
+        if status == "failed":
+            return "Labeling failed: see the message above."
+        if status == "cancelled":
+            return f"Stopped. {n:,} images labeled so far{also}."
+        if getattr(self, "job_name", "") == "cached":
+            waiting = max(0, self.folder_total - n - failed)
+            if waiting:
+                return (
+                    f"Showing the saved predictions of {n:,} images; {waiting:,} are not labeled "
+                    "yet: press “Label folder”."
+                )
+            return f"Showing the saved predictions of {n:,} images{also}."
+        if self.folder_total == 0 and self.labeled_folder:
+            self.show_error(f"No images found in {self.labeled_folder} (nor in its sub-folders).")
+            return f"No images found in {self.labeled_folder}."
+        return (
+            f"Labeled {n:,} images with {method} ({took:.1f} s){also}. Correct any label: keys "
+            "1–9, Enter accepts; sort by least confident to review."
+        )
+
     def _progress(self, p) -> None:
+        if p.stage == "labeling":
+            self.folder_total = p.total
         self._progress_updates.push(p)
 
     def _show_progress(self, p) -> None:
@@ -292,7 +342,27 @@ class AppController(QObject):
             count += len(predictions.paths)
         self.predictions_seen += count
         self.reviewing.predictions_shown(self.running)
+        if not self.running:
+            self._show_demo_accuracy()  # a correction re-labeled the demo
         self.predictionsShown.emit(count)
+
+    def _show_demo_accuracy(self) -> None:
+        """On the demo folder, say how many labels are right: the demo knows every true class."""
+        from fewshot_gui.data.demo import accuracy_line, demo_truth
+
+        truth = demo_truth(self.labeled_folder) if self.labeled_folder else None
+        if not truth:
+            return
+        self._prediction_updates.flush()
+        review = self.review
+        labels = {p: review.label(i) for i, p in enumerate(review.paths) if i not in review.failed}
+        self.show_message(accuracy_line(truth, labels))
+
+    def _folder_changed(self) -> None:
+        """Failed files belong to the folder they were found in."""
+        folder = self.window.controls.settings()["folder"]
+        if not self.running and folder and os.path.abspath(folder) != self.labeled_folder:
+            self.window.failed.clear()
 
     def _failures(self, failures: list) -> None:
         self._prediction_updates.flush()
@@ -320,84 +390,78 @@ class AppController(QObject):
         self.preview.show_path(path, self.review.describe(i) if i is not None else "")
 
     # ------------------------------------------------------------------ projects
-    def project_settings(self) -> dict:
-        return self.window.controls.settings()
+    @property
+    def project_path(self) -> str | None:
+        return self.project.path
 
     def open_project(self, path: str) -> bool:
-        try:
-            project = load_project(path)
-        except FewShotError as error:
-            self.show_error(str(error))
-            return False
+        return self.project.open(path)
+
+    def save(self) -> bool:
+        return self.project.save()
+
+    def save_as(self, path: str) -> bool:
+        return self.project.save_as(path)
+
+    def open_demo(self) -> bool:
+        return self.project.open_demo()
+
+    def _reset_labeling(self) -> None:
+        """Another project replaces this one: stop labeling, forget its images."""
         self.worker.cancel()
         self._prediction_updates.discard()
-        self.window.undo_stack.clear()
         self.fitted_classes = []
         self.labeled_folder = ""
         self.window.grid.model.clear()
         self.window.failed.clear()
-        self.state.load(project)
-        self.window.controls.apply_settings(project.settings)
-        self.project_path = os.path.abspath(path)
-        self.settings.add_recent(self.project_path)
-        self.window.setWindowTitle(f"fewshot-gui — {os.path.basename(path)}")
-        self.window.status.setText(f"Opened {path}. Press “Label folder” to start.")
-        return True
 
-    def save(self) -> bool:
-        if not self.project_path:
-            return self.ask_save_as()
-        return self.save_as(self.project_path)
-
-    def save_as(self, path: str) -> bool:
-        if not path.endswith(SUFFIX):
-            path += SUFFIX
-        try:
-            save_project(self.state.to_project(self.project_settings()), path)
-        except OSError as error:
-            self.show_error(f"could not save {path}: {error.strerror or error}")
-            return False
-        self.project_path = os.path.abspath(path)
-        self.settings.add_recent(self.project_path)
-        self.window.setWindowTitle(f"fewshot-gui — {os.path.basename(path)}")
-        self.window.status.setText(f"Saved {path}")
-        return True
-
-    def ask_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self.window, "Open project", "", f"fewshot projects (*{SUFFIX})"
-        )
-        if path:
-            self.open_project(path)
-
-    def ask_save_as(self) -> bool:
-        path, _ = QFileDialog.getSaveFileName(
-            self.window, "Save project", "", f"fewshot projects (*{SUFFIX})"
-        )
-        return self.save_as(path) if path else False
-
-    def open_demo(self) -> bool:
-        from fewshot_gui.data.demo import ensure_demo
-
-        try:
-            demo = ensure_demo()
-        except OSError as error:
-            self.show_error(f"could not create the demo images: {error.strerror or error}")
-            return False
-        return self.open_project(str(demo.project))
-
-    def _fill_recent(self) -> None:
-        menu = self.window.recent_menu
-        menu.clear()
-        recent = self.settings.recent_projects()
-        for path in recent:
-            menu.addAction(path, lambda p=path: self.open_project(p))
-        if not recent:
-            menu.addAction("(none yet)").setEnabled(False)
+    def _project_loaded(self) -> None:
+        """Show the project's predictions at once from the embedding cache (nothing is decoded:
+        images not cached yet wait for "Label folder")."""
+        folder = self.window.controls.settings()["folder"]
+        if folder and os.path.isdir(folder) and self.state.support():
+            self.start(cached_only=True)
+        elif folder and not os.path.isdir(folder):
+            self.show_error(
+                f"The project's folder {folder} is not there any more: choose it again."
+            )
 
     # ------------------------------------------------------------------ export
     def label_rows(self) -> list[LabelRow]:
         return self.review.label_rows()
+
+    def export_labels(self, path: str) -> bool:
+        """Write the labels alone (no images): ``.json`` → JSON, else CSV (``.csv`` added)."""
+        rows = self.label_rows()
+        if not rows:
+            self.show_error("Nothing to export yet: label a folder first.")
+            return False
+        if not path.lower().endswith((".csv", ".json")):
+            path += ".csv"
+        try:
+            written = write_labels(rows, path)  # the one labels writer (escaped, atomic)
+        except (OSError, FewShotError) as error:
+            reason = error.strerror if isinstance(error, OSError) else None
+            self.show_error(f"could not write {path}: {reason or error}")
+            return False
+        self.settings.set_last("labelsFile", str(written))
+        users = sum(r.source == "user" for r in rows)
+        self.show_message(
+            f"Wrote the labels of {len(rows):,} images ({users:,} yours) to {written}"
+        )
+        return True
+
+    def ask_export_labels(self) -> None:
+        path, chosen = QFileDialog.getSaveFileName(
+            self.window,
+            "Export labels",
+            self.settings.last("labelsFile"),
+            "CSV (*.csv);;JSON (*.json)",
+        )
+        if path and "json" in chosen.lower() and not path.lower().endswith((".csv", ".json")):
+            path += ".json"
+        if path:
+            self.export_labels(path)
 
     def export(
         self, dest: str, mode: str = "copy", unknown: str = "folder", labels: bool = True
@@ -438,19 +502,8 @@ class AppController(QObject):
     def _export_done(self, result) -> None:
         if isinstance(result, ExportResult):
             self.last_journal = str(result.journal)
-            text = f"Exported {len(result.done):,} images"
-            if result.journal:
-                text += (
-                    f" into {os.path.dirname(result.journal)} (File ▸ Undo an export reverses it)"
-                )
-            if result.failures:
-                text += f"; {len(result.failures)} failed, e.g. {result.failures[0][1]}"
-            self.show_message(text, error=bool(result.failures))
-        elif isinstance(result, UndoResult):
-            text = f"Undid the export of {len(result.undone):,} images"
-            if result.failures:
-                text += f"; {len(result.failures)} could not be undone: {result.failures[0][1]}"
-            self.show_message(text, error=bool(result.failures))
+        text, error = result_message(result)
+        self.show_message(text, error=error)
         self.window.status.setText("Ready")
 
     # ------------------------------------------------------------------ window state
@@ -463,6 +516,7 @@ class AppController(QObject):
 
     def shutdown(self) -> None:
         """Save window state, stop the worker and timers (idempotent)."""
+        self.project.autosave_timer.stop()
         self.reviewing.stop()
         self._prediction_updates.stop()
         self._progress_updates.stop()
@@ -528,6 +582,8 @@ def run_app(
             controller.start()
         elif project:
             controller.open_project(project)
+        else:  # the last session may have ended without saving (a crash, a kill)
+            controller.project.offer_restore()
 
     controller = start_app(argv=argv, after_show=after_show)  # noqa: F841  (kept alive)
     return int(QApplication.instance().exec())

@@ -116,8 +116,9 @@ class ClassCard(QFrame):
         self.name_edit = NameEdit(self)
         self.name_edit.setPlaceholderText("class name")
         self.name_edit.hide()
-        self.name_edit.returnPressed.connect(lambda: self._commit_name(keep_editing=True))
-        self.name_edit.editingFinished.connect(lambda: self._commit_name(keep_editing=False))
+        self._returned = False  # Return emits returnPressed, then editingFinished
+        self.name_edit.returnPressed.connect(self._return_pressed)
+        self.name_edit.editingFinished.connect(self._editing_finished)
         self.name_edit.cancelled.connect(self._end_rename)
         self.name_problem = QLabel(self)
         self.name_problem.setWordWrap(True)
@@ -199,10 +200,20 @@ class ClassCard(QFrame):
         self.name_edit.selectAll()
 
     def editing(self) -> bool:
-        return self.name_edit.isVisible()
+        return not self.name_edit.isHidden()
+
+    def _return_pressed(self) -> None:
+        self._returned = True
+        self._commit_name(keep_editing=True)
+
+    def _editing_finished(self) -> None:
+        if self._returned:
+            self._returned = False
+            return
+        self._commit_name(keep_editing=False)  # focus went elsewhere
 
     def _commit_name(self, keep_editing: bool) -> None:
-        if not self.name_edit.isVisible():
+        if self.name_edit.isHidden():
             return
         new = self.name_edit.text().strip()
         if new == self.name:

@@ -24,10 +24,12 @@ class FakeBatch:
 class FakeSession:
     """The LabelingSession API over colour-coded images: the embedding is the mean RGB colour.
 
-    ``delay`` seconds per batch lets tests cancel mid-run. Records calls in ``calls``.
+    ``delay`` seconds per batch lets tests cancel mid-run. Records calls in ``calls``. ``disk``
+    stands for the on-disk embedding cache, shared by every fake session.
     """
 
     device_name = "FakeDevice"
+    disk: dict[str, np.ndarray] = {}  # noqa: RUF012
 
     def __init__(self, settings: dict, delay: float = 0.0, batch: int = 8) -> None:
         self.settings, self.delay, self.batch = settings, delay, batch
@@ -42,6 +44,7 @@ class FakeSession:
         if path not in self.vectors:
             with Image.open(path) as image:
                 self.vectors[path] = np.asarray(image.convert("RGB"), np.float32).mean((0, 1))
+            FakeSession.disk[path] = self.vectors[path]
         return self.vectors[path]
 
     @property
@@ -68,7 +71,7 @@ class FakeSession:
         e = np.exp(-(d - d.min(1, keepdims=True)))
         return Predictions.from_probabilities(paths, classes, e / e.sum(1, keepdims=True))
 
-    def label(self, folder) -> Iterator:
+    def label(self, folder, cached_only: bool = False) -> Iterator:
         root = Path(folder)
         if not root.is_dir():
             from fewshot_gui.core.errors import UsageError
@@ -77,6 +80,12 @@ class FakeSession:
         files = sorted(str(p) for p in root.rglob("*") if p.is_file())
         self.labeled = []
         yield Progress(0, len(files), "labeling")
+        if cached_only:  # only what the "disk" holds, nothing decoded
+            self.calls.append(("cached_only", len(files)))
+            self.vectors.update({p: FakeSession.disk[p] for p in files if p in FakeSession.disk})
+            self.labeled = [p for p in files if p in FakeSession.disk]
+            yield FakeBatch(self._predict(self.labeled), [])
+            return
         try:
             for start in range(0, len(files), self.batch):
                 chunk, failures, ok = files[start : start + self.batch], [], []
@@ -110,7 +119,8 @@ class FakeSession:
         return self._predict(list(self.labeled))
 
     def embeddings(self):
-        return list(self.labeled), np.stack([self.vectors[p] for p in self.labeled])
+        vectors = [self.vectors[p] for p in self.labeled]
+        return list(self.labeled), np.stack(vectors) if vectors else np.zeros((0, 3), np.float32)
 
     def close(self) -> None:
         pass
@@ -171,6 +181,10 @@ def make_app(qtbot, tmp_path):
             factory or fake, settings=settings, thumbnail_cache=None, **kwargs
         )
         controller.sessions = sessions
+        # no modal dialogs in tests (qtbot closes the window before this fixture's teardown);
+        # the tests of the prompts replace these
+        controller.project.ask_unsaved = lambda: "discard"
+        controller.project.ask_restore = lambda _saved, _project: False
         qtbot.addWidget(controller.window)
         made.append(controller)
         return controller
