@@ -126,6 +126,22 @@ class FakeSession:
         pass
 
 
+def setup_labeling(app, support: dict[str, list[str]], folder) -> None:
+    """One class per key of ``support`` with its example images, and ``folder`` to label."""
+    for name in support:
+        app.add_class(name)
+    for name, paths in support.items():
+        app.state.add_examples(name, paths)
+    app.window.controls.folder.setText(str(folder))
+
+
+def run_labeling(qtbot, app, timeout: int = 10000) -> str:
+    """Start labeling and wait for the job to end; returns its status."""
+    with qtbot.waitSignal(app.jobDone, timeout=timeout) as blocker:
+        assert app.start()
+    return blocker.args[1]
+
+
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}
 
 

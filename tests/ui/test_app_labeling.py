@@ -9,20 +9,9 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent
 
 from fewshot_gui.core.types import UNKNOWN
+from tests.ui.conftest import run_labeling, setup_labeling
 
-
-def _setup(app, support, folder):
-    for name in support:
-        app.add_class(name)
-    for name, paths in support.items():
-        app.state.add_examples(name, paths)
-    app.window.controls.folder.setText(str(folder))
-
-
-def _run(qtbot, app, timeout=10000):
-    with qtbot.waitSignal(app.jobDone, timeout=timeout) as blocker:
-        assert app.start()
-    return blocker.args[1]
+_setup, _run = setup_labeling, run_labeling
 
 
 def test_dropping_files_on_a_class_adds_examples_and_undo_removes_them(

@@ -17,20 +17,9 @@ from PySide6.QtWidgets import QApplication
 from fewshot_gui.core.types import Progress
 from fewshot_gui.data.folder import IMAGE_EXTENSIONS
 from fewshot_gui.ui import class_panel
+from tests.ui.conftest import run_labeling, setup_labeling
 
-
-def _setup(app, support, folder):
-    for name in support:
-        app.add_class(name)
-    for name, paths in support.items():
-        app.state.add_examples(name, paths)
-    app.window.controls.folder.setText(str(folder))
-
-
-def _run(qtbot, app):
-    with qtbot.waitSignal(app.jobDone, timeout=10000) as done:
-        assert app.start()
-    return done.args[1]
+_setup, _run = setup_labeling, run_labeling
 
 
 def test_a_new_class_is_named_in_place_and_reserved_names_are_refused(make_app, qtbot):

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from PIL import Image
 
+from tests.ui.conftest import run_labeling, setup_labeling
+
 
 def _label(app, qtbot, support, folder):
-    for name in support:
-        app.add_class(name)
-    for name, paths in support.items():
-        app.state.add_examples(name, paths)
-    app.window.controls.folder.setText(str(folder))
-    with qtbot.waitSignal(app.jobDone, timeout=10000) as done:
-        assert app.start()
-    assert done.args[1] == "done"
+    setup_labeling(app, support, folder)
+    assert run_labeling(qtbot, app) == "done"
 
 
 def test_reopen_shows_cached_predictions_and_keeps_the_view(
