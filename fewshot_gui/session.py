@@ -110,6 +110,8 @@ class LabelingSession:
         self._warnings: dict[str, str] = {}  # kind → one line for the user (see take_warnings)
         self._warned: set[str] = set()
         self._nonfinite: list[str] = []  # names of images the encoder gave NaN/inf for
+        self.encoder_note = ""  # why this encoder labels (its domain gate's choice), plain words
+        self._routed = False  # the domain gate decides once, on the first support set
 
     # ---------------------------------------------------------------- model and device
     def load(self) -> None:
@@ -342,6 +344,7 @@ class LabelingSession:
                 except UsageError as error:
                     self.failures[str(path)] = FileFailure(str(path), str(error))
         records = [r for r, _ in pairs]
+        yield from self._route(records)
         for item in self._embed(records, "examples"):
             if isinstance(item, Progress):
                 yield item
@@ -349,6 +352,45 @@ class LabelingSession:
                 self._store(records, item)
         self._support = [(r.path, name) for r, name in pairs if self._embedded(r.path)]
         self._fit()
+
+    def _route(self, records: Sequence[ImageRecord]) -> Iterator[Progress]:
+        """Once per session, before its first examples are embedded: an encoder with a domain gate
+        (``photos``) keeps its tuned features only when the examples, embedded by the gate's base
+        encoder, look like its tuning domain; otherwise the session switches to the base encoder
+        (plain ImageNet features: never worse than them on a domain it was not tuned on)."""
+        if self._routed or not records:
+            return
+        self._routed = True
+        from fewshot_gui.encoders.domain_gate import DomainGate
+
+        self.load()
+        gate = DomainGate.from_dict(self._loaded.metadata.get("domain_gate"))
+        if gate is None:
+            return
+        probe = LabelingSession(
+            gate.base,
+            device=self._requested_device,
+            cache_dir=self._cache_dir,
+            max_pixels=self.max_pixels,
+            use_cache=self._use_cache,
+        )
+        probe.should_stop = self.should_stop
+        try:
+            for item in probe._embed(records, "examples"):
+                if isinstance(item, Progress):
+                    yield item
+                else:
+                    probe._store(records, item)
+            support = probe._vectors([r.path for r in records if probe._embedded(r.path)])
+        finally:
+            probe.close()
+        self.encoder_note = gate.reason(support, self.encoder_name)
+        if not gate.in_domain(support):
+            self._warnings["encoder"] = self.encoder_note
+            self.close()
+            self._loaded, self._table = None, None
+            self.encoder_name = gate.base
+            self.load()
 
     def _fit(self) -> None:
         from fewshot_gui.adapters.registry import create_adapter
