@@ -225,7 +225,7 @@ class ReviewController(QObject):
             mode = ReviewMode(self.review, self.images, self.window)
             mode.labelRequested.connect(self.label_paths)
             mode.undoRequested.connect(self.window.undo_stack.undo)
-            mode.currentChanged.connect(lambda base: self.window.grid.select_base([base]))
+            mode.currentChanged.connect(lambda base: self.review.select([base], "review"))
             self.review_mode = mode
         self.review_mode.start(self.window.grid.view.currentIndex().row())
         return self.review_mode
