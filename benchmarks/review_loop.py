@@ -9,6 +9,7 @@ figures). Prints one markdown table per data set; ``--json`` writes every run.
 
     nice python benchmarks/review_loop.py --seeds 3
     nice python benchmarks/review_loop.py --datasets dtd-1 --methods auto,metric --order both
+    nice python benchmarks/review_loop.py --methods "metric,metric[center=0.75]"
 
 Data sets: ``flowers-1`` / ``flowers-5`` (the 20 held-out Flowers classes of
 ``resources/flowers_heldout_classes.txt``, 1 or 5 examples per class) and ``dtd-1`` (DTD, 10
@@ -68,6 +69,16 @@ def make_task(ds: DataSet, way: int, seed: int) -> tuple[dict[str, list[str]], d
     return examples, folder
 
 
+def parse_method(spec: str) -> tuple[str, dict]:
+    """``metric[center=0.75]`` → ``("metric", {"center": 0.75})``; options are numbers."""
+    name, _, rest = spec.partition("[")
+    options = {}
+    for item in filter(None, rest.rstrip("]").split(";")):
+        key, _, value = item.partition("=")
+        options[key.strip()] = float(value)
+    return name, options
+
+
 def run_one(
     method: str, examples: dict, folder: dict, order: str, max_reviews: int | None, args
 ) -> dict:
@@ -75,7 +86,10 @@ def run_one(
     from fewshot_gui.review_sim import simulate_review
     from fewshot_gui.session import LabelingSession
 
-    session = LabelingSession(args.encoder, method=method, device="cpu", cache_dir=args.cache_dir)
+    name, options = parse_method(method)
+    session = LabelingSession(
+        args.encoder, method=name, device="cpu", cache_dir=args.cache_dir, adapter_options=options
+    )
     try:
         for _ in session.set_support(examples):
             pass

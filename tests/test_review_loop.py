@@ -92,5 +92,4 @@ def test_auto_review_never_loses_more_than_two_points_in_one_action(seed):
     assert result.initial_accuracy < 0.95  # there is something to review
     assert result.reviews_to_clean is not None
     assert result.largest_fall <= 0.02, result.accuracies
-    assert result.switches == 0, result.methods
-    assert result.methods[-1].startswith("metric: the other methods were not clearly better")
+    assert all(m.startswith("metric: ") for m in result.methods), result.methods

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from fewshot_gui.adapters import create_adapter
-from fewshot_gui.adapters.auto import AutoAdapter, clearly_better, make_folds, split_states
+from fewshot_gui.adapters.auto import (
+    CANDIDATE_OPTIONS,
+    AutoAdapter,
+    clearly_better,
+    make_folds,
+    split_states,
+)
 from fewshot_gui.adapters.metalstm import MetaLSTMLearner
 from fewshot_gui.core.errors import UsageError
 
@@ -57,7 +63,7 @@ def test_one_shot_falls_back_to_metric_without_evaluating():
     auto = create_adapter("auto").fit(x, y)
     assert auto.chosen == "metric" and auto.scores == {}
     assert auto.describe() == "metric: methods are compared once every class has 3 examples"
-    metric = create_adapter("metric").fit(x, y)
+    metric = create_adapter("metric", center=CANDIDATE_OPTIONS["metric"]["center"]).fit(x, y)
     np.testing.assert_allclose(auto.predict_proba(x), metric.predict_proba(x), atol=1e-6)
     auto.fit(x[:3], ["only"] * 3)  # a single class: nothing to tell apart
     assert auto.chosen == "metric" and "single class" in auto.describe()
@@ -80,11 +86,14 @@ def test_folds_are_stratified_and_never_empty_a_class():
         assert set(y[fold != k].tolist()) == set(range(20))
 
 
-def test_scores_match_refitting_each_fold():
+@pytest.mark.parametrize("center", [0.0, 0.5])
+def test_scores_match_refitting_each_fold(center):
     """The closed-form metric and memory scores equal refitting on each fold (metric: with the
-    temperature refitted on the fold too)."""
+    temperature, and the centre, refitted on the fold too)."""
     x, y, _ = blobs(1, way=4, shot=3, spread=1.5, sep=0.8)
-    auto = create_adapter("auto", candidates=["metric", "memory"]).fit(x, y)
+    x += 2.0  # a direction every embedding shares: centring matters
+    options = {"metric": {"center": center}, "memory": {}}
+    auto = create_adapter("auto", candidates="metric,memory", candidate_options=options).fit(x, y)
     fold, _ = make_folds(auto.targets, 4, auto.max_folds)
     for method in ("metric", "memory"):
         fast, _ = auto._held_out(method, auto.targets, fold, 4)
@@ -92,7 +101,7 @@ def test_scores_match_refitting_each_fold():
         for k in range(int(fold.max()) + 1):
             rows = (fold[test] == k).nonzero().flatten()
             train = (fold != k).nonzero().flatten().numpy()
-            ref = create_adapter(method).fit(x[train], [y[i] for i in train])
+            ref = create_adapter(method, **options[method]).fit(x[train], [y[i] for i in train])
             predicted = ref.predict_proba(x[test[rows].numpy()])
             np.testing.assert_allclose(fast[rows].exp().numpy(), predicted, atol=1e-5)
 
@@ -281,3 +290,25 @@ def test_all_four_families_and_options():
         create_adapter("auto", candidates=["auto"])
     with pytest.raises(UsageError):
         create_adapter("auto", candidates=[])
+
+
+def test_centred_metric_predicts_like_centred_features():
+    """``center``: prototypes and queries are unit embeddings minus the class-balanced mean
+    direction, renormalised; the one-product query path equals computing it directly."""
+    x, y, sample = blobs(11, way=3, shot=4)
+    x += 3.0
+    metric = create_adapter("metric", center=1.0, calibrate=False).fit(x, y)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    c = np.mean([unit[i * 4 : i * 4 + 4].mean(0) for i in range(3)], 0)
+    z = unit - c
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    protos = np.stack([z[i * 4 : i * 4 + 4].mean(0) for i in range(3)])
+    protos /= np.linalg.norm(protos, axis=1, keepdims=True)
+    q = sample(6, 1) + 3.0
+    qz = q / np.linalg.norm(q, axis=1, keepdims=True) - c
+    qz /= np.linalg.norm(qz, axis=1, keepdims=True)
+    logits = metric.scale * qz @ protos.T
+    expected = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    np.testing.assert_allclose(metric.predict_proba(q), expected, atol=1e-5)
+    with pytest.raises(UsageError, match="cosine"):
+        create_adapter("metric", center=1.0, distance="euclidean")
