@@ -252,7 +252,12 @@ class AppController(QObject):
             self.worker.refit(self.session_settings(), support)
 
     def stop(self) -> None:
+        """Stop labeling. The window shows it at once; the worker ends within one small piece
+        of work (a few images through the model) and then reports the job as cancelled."""
         self.worker.cancel()
+        if self.running:
+            self.window.controls.set_running(False)
+            self.window.status.setText("Stopping…")
 
     def _job_started(self, _job: int, name: str) -> None:
         self._job_names[_job] = name

@@ -164,6 +164,8 @@ def test_stop_ends_a_job_in_the_middle_of_a_batch(make_app, qtbot, colour_images
     qtbot.waitUntil(lambda: bool(sessions) and sessions[-1].in_batch.is_set(), timeout=10000)
     with qtbot.waitSignal(app.jobDone, timeout=10000) as done:
         app.window.controls.stop_button.click()
+        assert app.window.controls.start_button.isEnabled()  # the window answers at once
+        assert app.window.status.text() == "Stopping…"
     assert done.args[1] == "cancelled" and sessions[-1].stopped_inside
     assert app.window.controls.start_button.isEnabled()
 
