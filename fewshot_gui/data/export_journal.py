@@ -98,14 +98,19 @@ class Journal:
             if not existed:
                 fsync_folder(root)
             _lock(fd, root)
-            yield cls(root, fd)
+            journal = cls(root, fd)
+            if not _ends_cleanly(path):
+                journal._write(b"\n")  # end a record a crash cut short: the next one stays whole
+            yield journal
         finally:
             os.close(fd)
 
     def append(self, ev: str, export_id: str, **fields: object) -> None:
         record = {"v": VERSION, "ev": ev, "id": export_id, **fields}
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        data = line.encode("utf-8", "surrogateescape")
+        self._write(line.encode("utf-8", "surrogateescape"))
+
+    def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view) :]
@@ -113,6 +118,15 @@ class Journal:
 
     def history(self) -> list[ExportEntry]:
         return read_history(self.path)
+
+
+def _ends_cleanly(path: Path) -> bool:
+    """Whether the journal is empty or its last record is complete (ends with a newline)."""
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def _lock(fd: int, root: Path) -> None:

@@ -225,3 +225,20 @@ def test_a_killed_export_is_settled_by_the_next_one(tmp_path, camera):
     rows = [LabelRow(str(p), "trip") for p in camera.values()]
     assert len(export_images(rows, dest, "move").done) == 2
     assert _tree(dest) == {"trip/IMG_0001.jpg": b"sunset!!", "trip/IMG_0002.jpg": b"mountain"}
+
+
+def test_a_torn_journal_line_is_skipped_and_a_busy_destination_is_refused(tmp_path, camera):
+    from fewshot_gui.core.errors import UsageError
+    from fewshot_gui.data.export_journal import Journal
+
+    dest = tmp_path / "sorted"
+    export_images([LabelRow(str(camera["IMG_0001.jpg"]), "sky")], dest, "move")
+    with open(dest / JOURNAL_NAME, "a") as journal:
+        journal.write('{"v": 2, "ev": "begin", "id": "x", "n"')  # a crash mid-record
+    export_images([LabelRow(str(camera["IMG_0002.jpg"]), "hill")], dest, "move")
+    with Journal.open(dest, create=False), pytest.raises(UsageError, match="another export"):
+        undo_export(dest)  # another export or undo holds the journal
+    assert undo_export(dest).undone  # the newest export, recorded after the torn line
+    assert (
+        camera["IMG_0002.jpg"].read_bytes() == b"mountain" and not camera["IMG_0001.jpg"].exists()
+    )
