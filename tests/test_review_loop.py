@@ -92,4 +92,4 @@ def test_auto_review_never_loses_more_than_two_points_in_one_action(seed):
     assert result.initial_accuracy < 0.95  # there is something to review
     assert result.reviews_to_clean is not None
     assert result.largest_fall <= 0.02, result.accuracies
-    assert all(m.startswith("metric: ") for m in result.methods), result.methods
+    assert all(m.startswith("auto → metric: ") for m in result.methods), result.methods

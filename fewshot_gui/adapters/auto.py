@@ -35,8 +35,9 @@ at once, the others by refitting on each fold (:func:`refit_cost_s` estimates th
 The decision is remade on :meth:`~Adapter.add_example` / :meth:`~Adapter.remove_example` only when
 a class appeared or the support set changed by ``redecide_fraction`` since the last decision;
 otherwise the edit is forwarded to the chosen adapter, which keeps live re-labeling fast.
-:meth:`AutoAdapter.describe` says in one plain sentence what was chosen and why,
-:meth:`AutoAdapter.details` gives the figures (for a tooltip).
+:meth:`AutoAdapter.reason` says in one plain sentence what was chosen and why;
+:meth:`AutoAdapter.describe` adds the held-out accuracies on one line (logs, tooltips) and
+:meth:`AutoAdapter.details` gives every figure and rule, one per line.
 
 State: ``state`` is a checkpoint's multi-method adapter state whose keys are ``"<method>.<key>"``;
 each candidate receives its own part (prefix stripped). ``states={method: state}`` gives the parts
@@ -273,10 +274,21 @@ class AutoAdapter(Adapter):
         return self._adapter
 
     def describe(self) -> str:
+        """One line for logs and tooltips: the reason and the held-out accuracies, e.g.
+        ``auto → metric: the other … on your 40 examples (held-out, 5-fold: metric 93%, …)``."""
+        text = f"auto → {self.reason()}"
+        if self._scores:
+            parts = ", ".join(f"{m} {a:.0%}" for m, a in self._scores.items())
+            text += f" (held-out, {self.scheme}: {parts})"
+        if self.failures:
+            text += f"; failed: {', '.join(self.failures)}"
+        return text
+
+    def reason(self) -> str:
         """What is in use and why, in one plain sentence (shown under the method chooser)."""
         chosen, n = self._chosen, self.held_out
         if not chosen:
-            return "auto: no examples yet"
+            return "no examples yet"
         if self.scheme == "one class":
             return f"{chosen}: a single class, nothing to compare"
         if not self._scores:
@@ -297,7 +309,7 @@ class AutoAdapter(Adapter):
         )
 
     def details(self) -> str:
-        """The figures behind :meth:`describe` (for a tooltip)."""
+        """The figures and rules behind :meth:`reason`, one per line."""
         lines = []
         if self._scores:
             parts = ", ".join(f"{m} {a:.0%}" for m, a in self._scores.items())

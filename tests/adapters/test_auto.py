@@ -62,12 +62,13 @@ def test_one_shot_falls_back_to_metric_without_evaluating():
     x, y, _ = blobs(0, way=5, shot=1)
     auto = create_adapter("auto").fit(x, y)
     assert auto.chosen == "metric" and auto.scores == {}
-    assert auto.describe() == "metric: methods are compared once every class has 3 examples"
+    assert auto.reason() == "metric: methods are compared once every class has 3 examples"
+    assert auto.describe() == "auto → " + auto.reason()
     metric = create_adapter("metric", center=CANDIDATE_OPTIONS["metric"]["center"]).fit(x, y)
     np.testing.assert_allclose(auto.predict_proba(x), metric.predict_proba(x), atol=1e-6)
     auto.fit(x[:3], ["only"] * 3)  # a single class: nothing to tell apart
     assert auto.chosen == "metric" and "single class" in auto.describe()
-    assert auto.describe() == "metric: a single class, nothing to compare"
+    assert auto.reason() == "metric: a single class, nothing to compare"
 
 
 def test_folds_are_stratified_and_never_empty_a_class():
@@ -122,7 +123,9 @@ def test_picks_memory_where_prototypes_fail():
     assert auto.scores["memory"] > auto.scores["metric"] + 0.3
     metric = create_adapter("metric").fit(x, y)
     assert accuracy(auto, q, truth) > accuracy(metric, q, truth) + 0.3
-    assert auto.describe().startswith("memory: clearly better than metric on your 36 examples (")
+    assert auto.reason().startswith("memory: clearly better than metric on your 36 examples (")
+    assert auto.describe().startswith("auto → memory: clearly better")
+    assert "(held-out, 5-fold: metric " in auto.describe()
     assert auto.details().startswith("Held-out accuracy (5-fold, 36 examples): metric ")
     assert auto.temperature_scale != 1.0  # calibrated on its held-out predictions
 
@@ -145,9 +148,7 @@ def test_describe_says_why_in_plain_words_and_details_give_every_score():
     x, y, _ = blobs(4, way=3, shot=10, spread=1.5, sep=0.8)
     auto = create_adapter("auto").fit(x, y)
     assert auto.chosen == "metric"
-    assert (
-        auto.describe() == "metric: the other methods were not clearly better on your 30 examples"
-    )
+    assert auto.reason() == "metric: the other methods were not clearly better on your 30 examples"
     for method, score in auto.scores.items():
         assert f"{method} {score:.0%}" in auto.details()
 
@@ -158,7 +159,7 @@ def test_no_switch_without_enough_evidence():
     x, y, _, _ = multimodal(0, shot_per_mode=1)
     auto = create_adapter("auto").fit(x, y)
     assert auto.chosen == "metric" and auto.scores == {}
-    assert "compared once you have 30 examples" in auto.describe()
+    assert "compared once you have 30 examples" in auto.reason()
     x, y, _ = blobs(9, way=3, shot=10)
     auto = create_adapter("auto", candidates="metric,anil,memory", budget_s=1e-6).fit(x, y)
     assert auto.skipped == ["anil"] and set(auto.scores) == {"metric", "memory"}
