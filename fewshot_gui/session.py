@@ -326,6 +326,12 @@ class LabelingSession:
         return str(describe()) if callable(describe) else self.method
 
     @property
+    def method_reason(self) -> str:
+        """What the method decided and why in one plain sentence (``auto``), else ""."""
+        reason = getattr(self._adapter, "reason", None)
+        return str(reason()) if callable(reason) else ""
+
+    @property
     def support(self) -> list[tuple[str, str]]:
         """The support set as ``(path, class name)`` pairs, in the order examples were given."""
         return list(self._support)
