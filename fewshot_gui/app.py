@@ -130,7 +130,7 @@ class AppController(QObject):
         wk.failures.connect(self._failures)
         wk.embeddings.connect(self._embeddings)
         wk.error.connect(self.show_error)
-        wk.warning.connect(lambda text: self.show_message(text, error=False))
+        wk.warning.connect(self.show_message)  # a method: delivered in the GUI thread
         wk.deviceReady.connect(self._device)
         wk.methodChosen.connect(self.window.controls.set_method_info)
         wk.choicesReady.connect(w.controls.set_choices)
