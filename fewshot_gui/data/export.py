@@ -127,24 +127,45 @@ def export_images(
         raise UsageError(f"cannot create the export folder {root}: {error.strerror}") from None
     result = ExportResult(mode=mode, dest=str(root), journal=root / JOURNAL_NAME)
     with Journal.open(root, create=True) as journal:
-        history = journal.history()
-        settle_pending(journal, history)
-        exporter = _Exporter(journal, root, mode, unknown, live_index(history), result)
-        journal.append("export", exporter.id, mode=mode, t=float(exporter.id[:20]) / 1e9)
-        for row in rows:
-            try:
-                exporter.row(row)
-            except OSError as error:
-                if error.errno in _FULL_DISK:
-                    result.stopped = (
-                        f"no space left on the destination ({root}); the images not exported "
-                        "are where they were, no partial file was left: free some space and "
-                        "export again (what is there already is skipped)"
-                    )
-                    break
-                result.failures.append((row.path, error.strerror or str(error)))
-        journal.append("end", exporter.id)
+        try:
+            _export_rows(journal, rows, root, mode, unknown, result)
+        except OSError as error:  # the journal itself could not be written or settled
+            if error.errno not in _FULL_DISK:
+                reason = error.strerror or str(error)
+                raise UsageError(f"cannot export into {root}: {reason}") from None
+            result.stopped = _full_disk(root)
     return result
+
+
+def _full_disk(root: Path) -> str:
+    return (
+        f"no space left on the destination ({root}); the images not exported are where they "
+        "were, no partial file was left: free some space and export again (what is there "
+        "already is skipped)"
+    )
+
+
+def _export_rows(
+    journal: Journal,
+    rows: Iterable[LabelRow],
+    root: Path,
+    mode: str,
+    unknown: str,
+    result: ExportResult,
+) -> None:
+    history = journal.history()
+    settle_pending(journal, history)
+    exporter = _Exporter(journal, root, mode, unknown, live_index(history), result)
+    journal.append("export", exporter.id, mode=mode, t=float(exporter.id[:20]) / 1e9)
+    for row in rows:
+        try:
+            exporter.row(row)
+        except OSError as error:
+            if error.errno in _FULL_DISK:
+                result.stopped = _full_disk(root)
+                return
+            result.failures.append((row.path, error.strerror or str(error)))
+    journal.append("end", exporter.id)
 
 
 class _Exporter:

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fewshot_gui.core.errors import UsageError
 from fewshot_gui.data.export_files import holds, links_to, move_file, remove, temp_name
 from fewshot_gui.data.export_journal import (
     DONE,
@@ -139,32 +140,42 @@ def undo_export(dest: str | os.PathLike[str], all_exports: bool = False) -> Undo
     result = UndoResult(dest=str(root))
     folders: set[Path] = set()
     with Journal.open(root, create=False) as journal:
-        history = journal.history()
-        settle_pending(journal, history)
-        todo = [e for e in reversed(history) if not e.closed and e.live()]
-        for entry in todo if all_exports else todo[:1]:
-            clean = True
-            for op in reversed(entry.live()):
-                try:
-                    state, reason = _undo_op(journal, op)
-                except OSError as error:
-                    result.failures.append((op.dst, error.strerror or str(error)))
-                    clean = False
-                    continue
-                journal.append(state, op.export_id, n=op.n, reason=reason)
-                op.state = state
-                if state == UNDONE:
-                    result.undone.append((op.src, op.dst))
-                    folders.add(Path(op.dst).parent)
-                else:
-                    result.refused.append((op.dst, reason))
-            if clean:
-                journal.append("closed", entry.id)
-                entry.closed = True
-            result.exports.append(entry.id)
-        result.remaining = sum(1 for e in history if not e.closed and e.live())
+        try:
+            _undo_entries(journal, all_exports, result, folders)
+        except OSError as error:  # the journal could not be written: a rerun continues
+            reason = error.strerror or str(error)
+            raise UsageError(f"cannot undo in {root}: {reason}; nothing was lost") from None
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         if folder != root and root in folder.parents:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty
     return result
+
+
+def _undo_entries(
+    journal: Journal, all_exports: bool, result: UndoResult, folders: set[Path]
+) -> None:
+    history = journal.history()
+    settle_pending(journal, history)
+    todo = [e for e in reversed(history) if not e.closed and e.live()]
+    for entry in todo if all_exports else todo[:1]:
+        clean = True
+        for op in reversed(entry.live()):
+            try:
+                state, reason = _undo_op(journal, op)
+            except OSError as error:
+                result.failures.append((op.dst, error.strerror or str(error)))
+                clean = False
+                continue
+            journal.append(state, op.export_id, n=op.n, reason=reason)
+            op.state = state
+            if state == UNDONE:
+                result.undone.append((op.src, op.dst))
+                folders.add(Path(op.dst).parent)
+            else:
+                result.refused.append((op.dst, reason))
+        if clean:
+            journal.append("closed", entry.id)
+            entry.closed = True
+        result.exports.append(entry.id)
+    result.remaining = sum(1 for e in history if not e.closed and e.live())

@@ -242,3 +242,26 @@ def test_a_torn_journal_line_is_skipped_and_a_busy_destination_is_refused(tmp_pa
     assert (
         camera["IMG_0002.jpg"].read_bytes() == b"mountain" and not camera["IMG_0001.jpg"].exists()
     )
+
+
+def test_a_journal_that_cannot_be_written_stops_the_export_without_a_traceback(
+    tmp_path, camera, monkeypatch
+):
+    from fewshot_gui.data.export_journal import Journal
+
+    real, calls = Journal._write, {"n": 0}
+
+    def full_after_two(self, data):
+        calls["n"] += 1
+        if calls["n"] > 2:  # the export record and the first 'begin' fit, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(self, data)
+
+    monkeypatch.setattr(Journal, "_write", full_after_two)
+    dest = tmp_path / "sorted"
+    rows = [LabelRow(str(p), "trip") for p in camera.values()]
+    assert "no space left" in export_images(rows, dest, "move").stopped
+    monkeypatch.undo()
+    undo_export(dest, all_exports=True)  # settles the operation whose outcome was not written
+    assert [p.read_bytes() for p in camera.values()] == [b"sunset!!", b"mountain"]
+    assert _tree(dest) == {}
