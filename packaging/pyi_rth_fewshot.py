@@ -1,7 +1,7 @@
 """PyInstaller runtime hook, run before the app's first import inside the bundle.
 
 * Points the app at the bundled ``resources/`` (checkpoints, icons) through ``FEWSHOT_GUI_RESOURCES``,
-  which ``fewshot_gui.encoders.registry.resources_dir()`` reads.
+  which ``fewshot_gui.core.paths.resources_dir()`` reads.
 * CPU bundles ship torchvision without its C extension (PyPI's is a CUDA build that cannot load
   beside CPU-only torch). torchvision works without it, except that it registers fake kernels for
   ``torchvision::nms`` / ``qnms`` unconditionally; their schemas are declared here, lazily, just

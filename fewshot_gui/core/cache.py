@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from fewshot_gui.core import cache_rows
+from fewshot_gui.core.paths import user_cache_dir
 from fewshot_gui.core.types import ImageRecord
 
 FORMAT = "2"
@@ -48,13 +49,8 @@ _INDEX_FILES = ("index.sqlite", "index.sqlite-journal", "index.sqlite-wal", "ind
 
 
 def default_cache_dir() -> Path:
-    """``$FEWSHOT_GUI_CACHE`` or the platform's user cache folder (e.g. ``~/.cache/fewshot-gui``)."""
-    env = os.environ.get("FEWSHOT_GUI_CACHE")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("fewshot-gui", appauthor=False))
+    """Where embedding caches live: :func:`fewshot_gui.core.paths.user_cache_dir`."""
+    return user_cache_dir()
 
 
 def safe_id(encoder_id: str) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
+from fewshot_gui.core.paths import user_cache_dir
 from fewshot_gui.data.project import ClassInfo, Project, save_project
 
 DEMO_VERSION = "demo-v2"
@@ -108,9 +109,7 @@ def draw(kind: str, rng: random.Random, size: int = SIZE) -> Image.Image:
 
 
 def default_demo_root() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("fewshot-gui", appauthor=False)) / DEMO_VERSION
+    return user_cache_dir(DEMO_VERSION)
 
 
 def ensure_demo(

@@ -4,7 +4,8 @@ builder, the preprocessing, the embedding size and where the weights come from.
 Registered: ``efficientnet-lite0`` (packaged ImageNet weights, offline), ``resnet18`` / ``resnet50``
 (torchvision, downloaded once), ``conv4`` / ``resnet12`` (random initialisation: meta-train first),
 and the meta-trained families ``omniglot`` / ``photos`` whose files are
-``resources/checkpoints/<family>-<method>.pt`` — one per adaptation method.
+``checkpoints/<family>-<method>.pt`` (one per adaptation method) or ``checkpoints/<family>.pt``
+(every method's state in one file) in :func:`~fewshot_gui.core.paths.resources_dir`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 
 from fewshot_gui.core.device import DevicePlan
 from fewshot_gui.core.errors import UsageError, WeightsUnavailableError
+from fewshot_gui.core.paths import resources_dir
 from fewshot_gui.data.preprocess import Preprocessing
 from fewshot_gui.encoders import pretrained
 from fewshot_gui.encoders.backbones import build_backbone
@@ -41,11 +43,12 @@ _OPTIMIZATION_ORDER = {
 }
 
 FAMILY_COMMANDS = {
-    "omniglot": "fewshot-gui meta-train ../shared/datasets/omniglot/images_background "
-    "--backbone conv4 --method {method} --out resources/checkpoints/omniglot-{method}.pt",
-    "photos": "fewshot-gui meta-train ../shared/datasets/flowers102 --backbone efficientnet-lite0 "
-    "--method {method} --out resources/checkpoints/photos-{method}.pt",
+    "omniglot": "fewshot-gui meta-train OMNIGLOT_DIR/images_background --backbone conv4 "
+    "--method {method} --out {out}",
+    "photos": "fewshot-gui meta-train FLOWERS_DIR --backbone efficientnet-lite0 "
+    "--method {method} --out {out}",
 }
+"""How to make a family's checkpoint; ``{out}`` is the file the registry looks for."""
 
 CONV4_PREPROCESSING = Preprocessing(resize=84, crop=84, interpolation="bilinear")
 OMNIGLOT_PREPROCESSING = Preprocessing(
@@ -131,19 +134,6 @@ def encoder_names() -> list[str]:
 # --- resources and checkpoint families -----------------------------------------------------------
 
 
-def resources_dir() -> Path:
-    """``$FEWSHOT_GUI_RESOURCES``, else the repository's ``resources/``, else the installed
-    package's ``resources/`` folder (the repository path is returned when neither exists)."""
-    env = os.environ.get("FEWSHOT_GUI_RESOURCES")
-    if env:
-        return Path(env)
-    repo = Path(__file__).resolve().parents[2] / "resources"
-    if repo.is_dir():
-        return repo
-    packaged = Path(__file__).resolve().parents[1] / "resources"
-    return packaged if packaged.is_dir() else repo
-
-
 def family_checkpoint(family: str, method: str) -> Path:
     """Where ``family``'s checkpoint for ``method`` lives (whether or not it exists)."""
     return resources_dir() / "checkpoints" / f"{family}-{method}.pt"
@@ -180,7 +170,8 @@ def find_family_checkpoint(family: str, method: str | None = None) -> Path | Non
 def _family_reason(family: str) -> str | None:
     if find_family_checkpoint(family) is not None:
         return None
-    command = FAMILY_COMMANDS[family].format(method="metric")
+    out = family_checkpoint(family, "metric")
+    command = FAMILY_COMMANDS[family].format(method="metric", out=out)
     return f"not meta-trained yet: run {command}"
 
 
@@ -302,7 +293,7 @@ def embedding_cache_id(spec: EncoderSpec) -> str:
 
 
 def default_encoder_name() -> str:
-    """``photos`` when one of its checkpoints is in ``resources/``, else ``efficientnet-lite0``."""
+    """``photos`` when one of its checkpoints is shipped, else ``efficientnet-lite0``."""
     return "photos" if find_family_checkpoint("photos") is not None else "efficientnet-lite0"
 
 
@@ -396,7 +387,7 @@ def _register_builtins() -> None:
             "(64-d); one checkpoint per method",
             preprocessing=OMNIGLOT_PREPROCESSING,
             embed_dim=64,
-            weights_source="meta-trained: resources/checkpoints/omniglot-<method>.pt",
+            weights_source="meta-trained, shipped: omniglot-<method>.pt (one per method)",
             build=lambda: _family_build("omniglot"),
             check_available=lambda: _family_reason("omniglot"),
         )
@@ -408,7 +399,7 @@ def _register_builtins() -> None:
             "checkpoint per method; the default when present",
             preprocessing=pretrained.EFFICIENTNET_LITE0_PREPROCESSING,
             embed_dim=pretrained.EFFICIENTNET_LITE0_EMBED_DIM,
-            weights_source="meta-trained: resources/checkpoints/photos-<method>.pt",
+            weights_source="meta-trained, shipped: photos.pt (every method's state)",
             build=lambda: _family_build("photos"),
             check_available=lambda: _family_reason("photos"),
         )

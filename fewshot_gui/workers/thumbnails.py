@@ -17,13 +17,12 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
+from fewshot_gui.core.paths import user_cache_dir
 from fewshot_gui.workers.warmup import import_quietly
 
 
 def default_cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("fewshot-gui", appauthor=False)) / "thumbnails"
+    return user_cache_dir("thumbnails")
 
 
 def cache_key(path: str, size: int) -> str | None:
