@@ -138,11 +138,7 @@ class CellDelegate(QStyledItemDelegate):
         painter.setFont(self.small)
         metrics = painter.fontMetrics()
         if was and not failed:  # "the last correction changed this one": a badge on top
-            text = metrics.elidedText(f"was {was}", Qt.TextElideMode.ElideRight, rect.width() - 18)
-            badge = QRect(rect.x() + 4, rect.y() + 4, metrics.horizontalAdvance(text) + 10, 16)
-            painter.fillRect(badge, QColor(CHANGED_COLOR))
-            painter.setPen(QColor("black"))
-            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+            self._badge(painter, rect, f"was {was}")
         painter.setPen(QColor("white"))
         painter.drawText(
             bar.adjusted(4, 0, -4, 0),
@@ -151,3 +147,13 @@ class CellDelegate(QStyledItemDelegate):
         )
         painter.end()
         return pixmap
+
+    @staticmethod
+    def _badge(painter: QPainter, rect: QRect, text: str) -> None:
+        """``text`` in black on the "changed" colour, in the top left corner of ``rect``."""
+        metrics = painter.fontMetrics()
+        text = metrics.elidedText(text, Qt.TextElideMode.ElideRight, rect.width() - 18)
+        badge = QRect(rect.x() + 4, rect.y() + 4, metrics.horizontalAdvance(text) + 10, 16)
+        painter.fillRect(badge, QColor(CHANGED_COLOR))
+        painter.setPen(QColor("black"))
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)

@@ -72,6 +72,11 @@ def test_keys_label_and_move_on_in_a_frozen_least_confident_order(
     assert changed and all(review.label(i) == wrong for i in changed)
     was = grid.delegate.cell(review.row_of(changed[0]))[6]  # the badge says what it was
     assert was == review.was_label(changed[0]) == truth[review.paths[changed[0]]] != wrong
+    cell = grid.delegate.cell(review.row_of(changed[0]))
+    badged = grid.delegate._render(cell, False, 140, 140, 1.0).toImage()
+    plain = grid.delegate._render((*cell[:6], "", cell[7]), False, 140, 140, 1.0).toImage()
+    assert badged.copy(0, 0, 140, 30) != plain.copy(0, 0, 140, 30)  # the badge, on top …
+    assert badged.copy(0, 110, 140, 30) == plain.copy(0, 110, 140, 30)  # … the label bar as it was
     n = len(changed)
     assert f"changed {n} other label" in grid.counter.text()
     assert f"changed {n:,} other label" in app.window.status.text()
