@@ -297,6 +297,8 @@ class AutoAdapter(Adapter):
                 need = f"every class has {MIN_SHOT} examples"
             else:
                 need = f"you have {MIN_HELD_OUT} examples"
+            if chosen != self._incumbent_default():
+                return f"{chosen}: kept until methods can be compared again (once {need})"
             return f"{chosen}: methods are compared once {need}"
         if self.switched_from:
             right = {m: round(a * n) for m, a in self._scores.items()}
@@ -345,10 +347,11 @@ class AutoAdapter(Adapter):
             state=self.states.get(method), **self.candidate_options.get(method, {})
         )
 
-    def _incumbent(self) -> str:
-        if self._chosen in self.candidates:
-            return self._chosen
+    def _incumbent_default(self) -> str:
         return FALLBACK if FALLBACK in self.candidates else self.candidates[0]
+
+    def _incumbent(self) -> str:
+        return self._chosen if self._chosen in self.candidates else self._incumbent_default()
 
     def _enough_evidence(self, y: torch.Tensor, n_way: int) -> bool:
         counts = torch.bincount(y, minlength=n_way)

@@ -128,6 +128,8 @@ def test_picks_memory_where_prototypes_fail():
     assert "(held-out, 5-fold: metric " in auto.describe()
     assert auto.details().startswith("Held-out accuracy (5-fold, 36 examples): metric ")
     assert auto.temperature_scale != 1.0  # calibrated on its held-out predictions
+    auto.add_example(x[0] + 10.0, "new class")  # no evidence for a new class: memory is kept
+    assert auto.chosen == "memory" and auto.reason().startswith("memory: kept until")
 
 
 def test_picks_metric_where_it_is_clearly_better():
