@@ -157,31 +157,40 @@ def table(rows: list[dict]) -> str:
 
 
 def targets(rows: list[dict], default: str = "auto") -> str:
-    """Whether the default meets both targets (fall, reviews-to-clean vs the best single method)."""
-    mine = [r for r in rows if r["method"] == default and r["order"] == "frozen"]
+    """Whether the default meets both targets: its largest fall, and its reviews to clean against
+    each single method on the seeds both ran (not clean: counted as the folder size)."""
+    mine = {r["seed"]: r for r in rows if r["method"] == default and r["order"] == "frozen"}
     others = [r for r in rows if r["method"] != default and r["order"] == "frozen"]
     if not mine or not others:
         return ""
-    fall = max(r["largest_fall"] for r in mine)
-    seeds = {r["seed"] for r in mine}
-
-    def mean_reviews(rs: list[dict]) -> float:  # not clean: counted as the folder size
-        return _mean([r["reviews_to_clean"] or r["folder"] for r in rs if r["seed"] in seeds])
-
-    best = min(
-        (
-            (mean_reviews([r for r in others if r["method"] == m]), m)
-            for m in {r["method"] for r in others}
-        ),
-    )
-    ours = mean_reviews(mine)
-    ok_fall, ok_reviews = fall <= TARGET_FALL + 1e-9, ours <= TARGET_REVIEWS * best[0] + 1e-9
+    fall = max(r["largest_fall"] for r in mine.values())
+    worst = (0.0, "", 0.0, 0.0)
+    for method in dict.fromkeys(r["method"] for r in others):
+        theirs = {r["seed"]: r for r in others if r["method"] == method and r["seed"] in mine}
+        if not theirs:
+            continue
+        ours = _mean([mine[s]["reviews_to_clean"] or mine[s]["folder"] for s in theirs])
+        best = _mean([r["reviews_to_clean"] or r["folder"] for r in theirs.values()])
+        worst = max(worst, (ours / best, method, ours, best))
+    ok_fall = fall <= TARGET_FALL + 1e-9
+    ratio, method, ours, best = worst
     return (
         f"{default}: largest fall {100 * fall:.1f} pt (target ≤ {100 * TARGET_FALL:.0f}): "
-        f"{'met' if ok_fall else 'NOT met'}; reviews to clean {ours:.1f} vs best single method "
-        f"{best[1]} {best[0]:.1f} (target ≤ +{100 * (TARGET_REVIEWS - 1):.0f} %): "
-        f"{'met' if ok_reviews else 'NOT met'}"
+        f"{'met' if ok_fall else 'NOT met'}; reviews to clean vs the method it trails most, "
+        f"{method}, on the same seeds: {ours:.1f} vs {best:.1f} ({100 * (ratio - 1):+.1f} %, "
+        f"target ≤ +{100 * (TARGET_REVIEWS - 1):.0f} %): "
+        f"{'met' if ratio <= TARGET_REVIEWS + 1e-9 else 'NOT met'}"
     )
+
+
+def report(rows: list[dict], way: int) -> None:
+    """Print one table and the targets per data set."""
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        ds_rows = [r for r in rows if r["dataset"] == name]
+        seeds = sorted({r["seed"] for r in ds_rows})
+        print(f"\n### {name}: {way}-way, seeds {seeds}\n")
+        print(table(ds_rows))
+        print("\n" + targets(ds_rows), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,7 +213,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--encoder", default=None, help="default: the default encoder")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--json", type=Path, default=None, help="write every run here")
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print the tables of saved runs instead (a later file's run replaces an earlier "
+        "file's run of the same data set, seed, method and order)",
+    )
     args = p.parse_args(argv)
+    if args.from_json:
+        runs: dict[tuple, dict] = {}
+        for path in args.from_json:
+            for r in json.loads(path.read_text()):
+                runs[r["dataset"], r["seed"], r["method"], r["order"]] = r
+        report(list(runs.values()), args.way)
+        return 0
 
     seeds = (
         list(range(int(args.seeds)))
@@ -243,13 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         flush=True,
                     )
         rows += ds_rows
-        print(f"\n### {name}: {args.way}-way {ds.shot}-shot, seeds {seeds}\n")
-        print(table(ds_rows))
-        print("\n" + targets(ds_rows), flush=True)
-    if args.json:
-        from fewshot_gui.core.atomic import atomic_write_text
+        report(ds_rows, args.way)
+        if args.json:  # after each data set: a long run keeps what it measured
+            from fewshot_gui.core.atomic import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps(rows, indent=1))
+            atomic_write_text(args.json, json.dumps(rows, indent=1))
     return 0
 
 

@@ -357,16 +357,16 @@ class AutoAdapter(Adapter):
         counts = torch.bincount(y, minlength=n_way)
         return n_way >= 2 and int(counts.min()) >= MIN_SHOT and len(y) >= MIN_HELD_OUT
 
-    def _affordable(self, n_way: int) -> tuple[list[str], int]:
-        """The candidates to compare and the fold count: refitted candidates are dropped, most
+    def _affordable(self, n_way: int, incumbent: str) -> tuple[list[str], int]:
+        """The candidates to compare and the fold count: refitted challengers are dropped, most
         expensive first, until ``MIN_FOLDS`` folds of them fit in ``budget_s``."""
         cost = {
             m: 0.0 if self._closed_form(m) else refit_cost_s(m, n_way, self.dim)
             for m in self.candidates
         }
         keep = list(self.candidates)
-        while sum(cost[m] for m in keep) * MIN_FOLDS > self.budget_s:
-            keep.remove(max(keep, key=lambda m: cost[m]))
+        while sum(cost[m] for m in keep) * MIN_FOLDS > self.budget_s and len(keep) > 1:
+            keep.remove(max((m for m in keep if m != incumbent), key=lambda m: cost[m]))
         total = sum(cost[m] for m in keep)
         folds = self.max_folds if total == 0 else int(self.budget_s / total)
         return keep, max(MIN_FOLDS, min(self.max_folds, folds))
@@ -384,7 +384,7 @@ class AutoAdapter(Adapter):
         if n_way < 2:
             self.scheme = "one class"
         elif self._enough_evidence(y, n_way):
-            compared, folds = self._affordable(n_way)
+            compared, folds = self._affordable(n_way, incumbent)
             self.skipped = [m for m in self.candidates if m not in compared]
             fold, self.scheme = make_folds(y, n_way, folds)
             truth = y[fold >= 0]
