@@ -195,6 +195,7 @@ def report(rows: list[dict], way: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from fewshot_gui.adapters.registry import adapter_names
+    from fewshot_gui.core.atomic import atomic_write_text
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--datasets", default="flowers-1,flowers-5,dtd-1")
@@ -257,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     row = run_one(method, examples, folder, order, args.max_reviews, args)
                     row.update(dataset=name, seed=seed, seconds=time.perf_counter() - started)
                     ds_rows.append(row)
+                    if args.json:  # after each run: a long benchmark keeps what it measured
+                        atomic_write_text(args.json, json.dumps(rows + ds_rows, indent=1))
                     print(
                         f"{name} seed {seed} {method:9s} {order}: initial "
                         f"{100 * row['initial_accuracy']:.1f} %, clean after "
@@ -268,10 +271,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
         rows += ds_rows
         report(ds_rows, args.way)
-        if args.json:  # after each data set: a long run keeps what it measured
-            from fewshot_gui.core.atomic import atomic_write_text
-
-            atomic_write_text(args.json, json.dumps(rows, indent=1))
     return 0
 
 
