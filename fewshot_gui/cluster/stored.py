@@ -1,0 +1,97 @@
+"""A :class:`~fewshot_gui.session.LabelingSession` over a result's stored embeddings.
+
+Reviewing a cluster run re-labels with the session's own code (support set, adapter fit, the
+embedding table and its re-label path), but nothing is decoded and no encoder is loaded: the
+embeddings are the run's (``--embeddings``), the support set and the checkpoint's adapter state
+come from the result folder. Memory: the session's table holds float32, ``N × D × 4`` bytes
+(1,000,000 × 1280-d: 5.1 GB; × 256-d: 1 GB).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from fewshot_gui.cluster.result import LabelingResult
+from fewshot_gui.cluster.shards import ADAPTER_FILE
+from fewshot_gui.core.embedding_table import EmbeddingTable
+from fewshot_gui.core.errors import UsageError
+from fewshot_gui.core.types import Predictions
+from fewshot_gui.session import LabelingSession
+
+
+class StoredSession(LabelingSession):
+    """The session of a labeling result: ``predictions()`` equals the run's labels; corrections
+    (``add_example`` / ``remove_example`` of any stored image) re-label every image."""
+
+    def __init__(self, result: LabelingResult, embeddings: np.ndarray | None = None) -> None:
+        info = result.info
+        super().__init__(
+            encoder=info.encoder,
+            method=info.method,
+            device="cpu",
+            unknown_threshold=info.unknown_threshold,
+            adapter_options=info.adapter_options,
+            use_cache=False,
+        )
+        self._routed = True  # the run's domain gate chose info.encoder already
+        self.encoder_note = info.encoder_note
+        self._result = result
+        self.load()
+        assert self._table is not None
+        pairs, support = result.support()
+        self._table.add([p for p, _ in pairs], support)
+        vectors = result.embeddings() if embeddings is None else embeddings
+        ok = ~result.failed_mask()
+        paths = [str(p) for p in result.paths[ok]]
+        self._table.add(paths, vectors[ok])
+        self._labeled, self._labeled_set = paths, set(paths)
+        self._support = [(p, c) for p, c in pairs]
+        self._fit()
+
+    def load(self) -> None:
+        """No encoder: the table, and the checkpoint's adapter state the run stored."""
+        if self._loaded is not None:
+            return
+        info = self._result.info
+        state = _adapter_state(self._result.root / ADAPTER_FILE)
+        spec = SimpleNamespace(name=info.encoder, embed_dim=info.embed_dim)
+        self._loaded = SimpleNamespace(spec=spec, adapter_state=state, metadata={}, model=None)
+        self._plan = SimpleNamespace(name="stored embeddings (no encoder)", device=None)
+        self._table = EmbeddingTable(info.embed_dim)
+
+    @property
+    def encoder_id(self) -> str:
+        return self._result.info.encoder_id
+
+    def add_example(self, path: str | Path, label: str) -> Predictions:
+        """Make a stored image an example of ``label`` and re-label every image (its file need
+        not be on this machine: only its stored embedding is used)."""
+        path = str(path)
+        if not self._embedded(path):
+            raise UsageError(f"cannot use {path} as an example: it has no stored embedding")
+        self._drop_support(path)
+        self._support.append((path, str(label)))
+        if self._adapter is None:
+            self._fit()
+        else:
+            self._adapter.add_example(self._vectors([path])[0], str(label))
+        return self.predictions()
+
+    def label(self, images: Any, cached_only: bool = False) -> Any:
+        raise UsageError("a labeling result is re-labeled from its stored embeddings only")
+
+
+def _adapter_state(path: Path) -> Any:
+    """The stored adapter state (tensors and plain values only: ``weights_only``), or None."""
+    if not path.exists():
+        return None
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise UsageError(f"cannot read {path} ({error})") from None

@@ -1,0 +1,123 @@
+"""What runs on the cluster: decoding tasks and the labeling actor (Ray imported lazily).
+
+:func:`decode_batch` runs as Ray tasks ahead of the actors: each file through the local engine's
+own :func:`~fewshot_gui.data.loader.decode_one` (the same decoding, preprocessing and failure
+reasons; remote files through a local temporary copy). :class:`LabelActor` holds one encoder (a
+:class:`~fewshot_gui.session.LabelingSession` without cache, so its forward pass, NaN check and
+device plan are the local ones) and the adapter fitted on the driver, and turns decoded batches
+into result rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fewshot_gui.core.types import FileFailure, ImageRecord, Predictions
+
+
+@dataclass(frozen=True)
+class ActorSpec:
+    """How each actor builds its encoder and what it outputs."""
+
+    encoder: str  # the encoder the driver's session actually used (after its domain gate)
+    method: str
+    device: str  # "cuda" where the actor has a GPU, else "cpu"
+    threads: int  # torch threads on the CPU
+    max_pixels: int | None
+    unknown_threshold: float | None
+    embeddings: bool  # also output the fp16 embeddings
+
+
+def decode_batch(
+    batch: dict[str, np.ndarray], preprocessing: dict[str, Any], max_pixels: int | None
+) -> dict[str, np.ndarray]:
+    """``{"path": (n,)}`` → ``path``, ``image`` (n, C, crop, crop) uint8 (zeros where failed) and
+    ``error`` (n,) (empty where decoded)."""
+    from fewshot_gui.cluster.source import local_copy
+    from fewshot_gui.data.decode import describe_error
+    from fewshot_gui.data.loader import decode_one
+    from fewshot_gui.data.preprocess import Preprocessing
+
+    prep = Preprocessing.from_dict(preprocessing)
+    paths = [str(p) for p in batch["path"]]
+    images = np.zeros((len(paths), prep.channels, prep.crop, prep.crop), np.uint8)
+    errors = [""] * len(paths)
+    for i, path in enumerate(paths):
+        try:
+            with local_copy(path) as local:
+                result = decode_one(local, prep, max_pixels)
+        except Exception as error:  # a remote read failed
+            result = FileFailure(path, describe_error(error))
+        if isinstance(result, FileFailure):
+            errors[i] = result.reason
+        else:
+            images[i] = result
+    return {"path": np.array(paths, object), "image": images, "error": np.array(errors, object)}
+
+
+class LabelActor:
+    """One encoder per actor; ``adapter_box[0]`` is the ObjectRef of the fitted adapter (fetched
+    once per actor). Called with decoded batches, returns result rows (see
+    :func:`fewshot_gui.cluster.shards.rows_table`)."""
+
+    def __init__(self, spec: ActorSpec, adapter_box: list[Any]) -> None:
+        import ray
+        import torch
+
+        from fewshot_gui.session import LabelingSession
+
+        if spec.device == "cpu":
+            torch.set_num_threads(max(1, spec.threads))
+        self.spec = spec
+        self.adapter = ray.get(adapter_box[0])
+        self.classes = list(self.adapter.classes)
+        self.session = LabelingSession(
+            spec.encoder, spec.method, spec.device, use_cache=False, max_pixels=spec.max_pixels
+        )
+        self.session.load()
+        self.dim = self.session.embed_dim
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        paths = [str(p) for p in batch["path"]]
+        errors = [str(e) for e in batch["error"]]
+        n, c = len(paths), len(self.classes)
+        ok = np.array([not e for e in errors], bool)
+        indices = np.flatnonzero(ok)
+        vectors = self.session._forward(torch.from_numpy(np.ascontiguousarray(batch["image"][ok])))
+        records = [ImageRecord(p, 0, 0) for p in paths]
+        indices, vectors, bad = self.session._finite(records, indices, vectors)
+        for i, failure in bad:
+            errors[i] = failure.reason
+        # as the local engine's cache: half precision, read back (rows too large for it keep fp32)
+        with np.errstate(over="ignore"):
+            half = vectors.astype(np.float16).astype(np.float32)
+        vectors = np.where(np.isfinite(half), half, vectors)
+        out = {
+            "path": np.array(paths, object),
+            "label": np.array([""] * n, object),
+            "confidence": np.full(n, np.nan, np.float32),
+            "unknown_score": np.full(n, np.nan, np.float32),
+            "error": np.array(errors, object),
+            "probabilities": np.full((n, c), np.nan, np.float32),
+        }
+        if len(indices):
+            probs = self.adapter.predict_proba(vectors)
+            found = Predictions.from_probabilities(
+                [paths[i] for i in indices], self.classes, probs, self.spec.unknown_threshold
+            )
+            out["label"][indices] = found.labels
+            out["confidence"][indices] = found.confidences
+            out["probabilities"][indices] = found.probabilities
+            score = getattr(self.adapter, "unknown_score", None)  # issue 15's open-set score
+            if callable(score):
+                out["unknown_score"][indices] = np.asarray(score(vectors), np.float32)
+        if self.spec.embeddings:
+            embedding = np.full((n, self.dim), np.nan, np.float16)
+            embedding[indices] = vectors.astype(np.float16)
+            out["embedding"] = embedding
+        return out
