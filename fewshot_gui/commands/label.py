@@ -1,7 +1,8 @@
 """``fewshot-gui label SUPPORT_DIR IMAGES_DIR``: label a folder from a few examples per class.
 
 Writes a CSV with one row per image file found: ``path, label, confidence, error``, then one
-probability column per class. Exit 0 when the run completed (failed files are rows with an error).
+probability column per class, then ``unknown_score``. Exit 0 when the run completed (failed files
+are rows with an error).
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fewshot_gui.commands._progress import ProgressLine
 from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import FileFailure, Predictions, Progress
+
+if TYPE_CHECKING:
+    from fewshot_gui.session import LabelingSession
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +28,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("images_dir", help="folder of images to label (scanned recursively)")
     parser.add_argument(
-        "--out", default="labels.csv", help="CSV file to write (default labels.csv)"
+        "--out",
+        default=None,
+        help="CSV file to write (default labels.csv); with --engine ray, the result folder "
+        "(default labels-result; a re-run with the same folder resumes)",
     )
     parser.add_argument(
         "--method", default="auto", help="adaptation method (default auto: chosen per task)"
@@ -31,10 +39,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default=None, help="encoder name or checkpoint path")
     parser.add_argument(
         "--unknown-threshold",
-        type=float,
+        type=_threshold,
         default=None,
-        metavar="P",
-        help="label 'unknown' when the top probability is below P (off by default)",
+        metavar="auto|S",
+        help="label 'unknown' when the image's unknown_score is above S (0-1); auto: chosen from "
+        "the examples so that about 95%% of images of your classes keep their label (off by "
+        "default)",
+    )
+    parser.add_argument(
+        "--transductive",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="refine the class prototypes with the folder's images (metric and auto; on by "
+        "default)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     parser.add_argument("--cache-dir", default=None, help="embedding cache folder")
@@ -45,6 +62,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="metric method: fine-tune a projection head with the triplet loss",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    _configure_engine(parser)
+
+
+def _configure_engine(parser: argparse.ArgumentParser) -> None:
+    """``--engine ray`` and its options (``fewshot_gui/cluster``)."""
+    group = parser.add_argument_group("cluster (--engine ray; pip install 'fewshot-gui[cluster]')")
+    group.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="where to run (default local)"
+    )
+    group.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
+    group.add_argument("--embeddings", action="store_true", help="store fp16 embeddings (review)")
+    group.add_argument("--csv", action="store_true", help="also write OUT/labels.csv")
+    group.add_argument("--actors", type=int, default=None, help="encoder actors (default: auto)")
+    group.add_argument("--actor-cpus", type=int, default=None, help="CPU threads per CPU actor")
+    group.add_argument("--batch-size", type=int, default=None, help="images per actor call")
+    group.add_argument(
+        "--shard-rows", type=int, default=100_000, help="rows per Parquet shard (default 100000)"
+    )
+
+
+def _threshold(text: str) -> float | str:
+    """``auto`` or a score in [0, 1] (argparse type)."""
+    from fewshot_gui.adapters.open_set import resolve_threshold
+
+    try:
+        return "auto" if text.strip().lower() == "auto" else float(resolve_threshold(text) or 0.0)
+    except ValueError:
+        message = f"expected auto or a number in [0, 1], not {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def support_examples(support_dir: str | Path) -> tuple[dict[str, list[str]], list[str]]:
@@ -99,7 +145,11 @@ def write_csv(
             i = index[p]
             probs = tuple(float(v) for v in predictions.probabilities[i])
             conf = float(predictions.confidences[i])
-            rows.append(LabelRow(p, predictions.labels[i], conf, probabilities=probs))
+            scores = predictions.unknown_scores
+            unknown = float(scores[i]) if len(scores) else None
+            rows.append(
+                LabelRow(p, predictions.labels[i], conf, probabilities=probs, unknown_score=unknown)
+            )
         else:
             rows.append(LabelRow(p, "", None, error=failed.get(p, "not processed")))
     write_labels(path, rows, predictions.classes)
@@ -112,10 +162,32 @@ def _is_same(path: str, target: Path) -> bool:
     )
 
 
+def session_for(args: argparse.Namespace) -> LabelingSession:
+    """The labeling session the options ask for (also the ray engine's driver session)."""
+    from fewshot_gui.session import LabelingSession
+
+    options = {"triplet": True} if args.triplet else {}
+    return LabelingSession(
+        encoder=args.encoder,
+        method=args.method,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        unknown_threshold=args.unknown_threshold,
+        adapter_options=options,
+        use_cache=not args.no_cache,
+        transductive=args.transductive,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from fewshot_gui.commands._output import check_output_file
     from fewshot_gui.data.folder import scan
 
+    if getattr(args, "engine", "local") == "ray":
+        from fewshot_gui.cluster.driver import run as run_on_ray
+
+        return run_on_ray(args)
+    args.out = args.out or "labels.csv"
     # every input and the output are checked before torch is imported and the model loads
     examples, support_notes = support_examples(args.support_dir)
     found = scan(args.images_dir)
@@ -125,18 +197,9 @@ def run(args: argparse.Namespace) -> int:
     skipped = [f for f in found.skipped if not _is_same(f.path, out)]  # our own earlier CSV
     _print_notes(support_notes)
 
-    from fewshot_gui.session import BatchResult, LabelingSession
+    from fewshot_gui.session import BatchResult
 
-    options = {"triplet": True} if args.triplet else {}
-    session = LabelingSession(
-        encoder=args.encoder,
-        method=args.method,
-        device=args.device,
-        cache_dir=args.cache_dir,
-        unknown_threshold=args.unknown_threshold,
-        adapter_options=options,
-        use_cache=not args.no_cache,
-    )
+    session = session_for(args)
     bar = ProgressLine() if not args.quiet else ProgressLine(force=False)
     bar.enabled = bar.enabled and not args.quiet
     start = time.perf_counter()
