@@ -560,6 +560,9 @@ def start_app(
     # What exists now (Qt, numpy, the app's modules and widgets) lives as long as the app: frozen,
     # the garbage collector no longer walks it, so its pauses stay short.
     gc.freeze()
+    # quit without the window closing (app.quit(), the session ending): still stop the worker
+    # thread cleanly (a running QThread at exit aborts the process)
+    app.aboutToQuit.connect(controller.shutdown)
     controller.window.show()
 
     controller.window.plotReady.connect(controller.warm_up)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -110,7 +111,10 @@ class ClassCard(QFrame):
         title.setTextFormat(Qt.TextFormat.PlainText)
         title.setText(f"{info.name} · {len(info.examples)} example(s)")
         title.setStyleSheet("font-weight:bold;")
-        title.setToolTip("double-click to rename")
+        title.setToolTip(f"{info.name} — double-click to rename")
+        # the name gives way (clipped) before the buttons beside it leave the panel
+        title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        title.setMinimumWidth(40)
         title.doubleClicked.connect(self.start_rename)
         self.title = title
         self.name_edit = NameEdit(self)
@@ -341,6 +345,7 @@ class ClassPanel(QWidget):
         inner_layout.addStretch(1)
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         layout = QVBoxLayout(self)

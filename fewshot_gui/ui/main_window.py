@@ -145,8 +145,10 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(self.messages)
+        # Messages appear below the panels: nothing the user is about to click moves when one
+        # shows up (above them, it pushed every button and the grid down by a line).
         layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.messages)
         self.setCentralWidget(central)
 
         self.progress = QProgressBar()

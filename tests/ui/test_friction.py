@@ -203,6 +203,10 @@ def test_auto_says_what_it_chose_in_plain_words_and_nothing_moves(make_app, qtbo
     )
     assert controls.method_info.toolTip() == details
     assert after == before
+    app.show_error("a message for the user")  # shown below the panels: nothing moves
+    QApplication.processEvents()
+    moved = controls.start_button.mapTo(app.window, controls.start_button.rect().topLeft())
+    assert app.window.messages.isVisible() and moved == before
     controls.set_method_info(details, "auto kept metric: not enough examples to compare")
     assert controls.method_info.text() == "auto kept metric: not enough examples to compare"
 
