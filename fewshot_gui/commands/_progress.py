@@ -1,12 +1,22 @@
-"""A one-line progress bar on a terminal's standard error (silent when not a terminal)."""
+"""Progress of a long command on standard error: a tqdm bar per stage on a terminal; elsewhere
+(a log, a pipe, CI) plain lines every 10 % or 10 s, or nothing.
+
+Driven by the :class:`Progress` items that the engine's generators yield; a new ``stage`` (or a
+new total) starts a new bar or a new series of lines.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from fewshot_gui.core.types import Progress
+
+LINE_EVERY_FRACTION = 0.1
+LINE_EVERY_S = 10.0
+LINE_GAP_S = 1.0
+"""Lines: at each further 10 % (at most one a second), at least every 10 s, and the last one."""
 
 
 def format_eta(seconds: float | None) -> str:
@@ -21,36 +31,101 @@ def format_eta(seconds: float | None) -> str:
     )
 
 
+def progress_line(progress: Progress, unit: str) -> str:
+    """``embedding: 120/500 img (24%), 12.3 img/s, ETA 00:31``."""
+    stage = progress.stage or "progress"
+    counted = "" if unit == stage else f" {unit}"
+    return (
+        f"{stage}: {progress.done}/{progress.total}{counted} ({progress.fraction:.0%}), "
+        f"{progress.items_per_s:.1f} {unit}/s, ETA {format_eta(progress.eta_s)}"
+    )
+
+
 class ProgressLine:
-    """Draws ``stage [#####.....] done/total rate/s ETA`` at most every 0.1 s."""
+    """Shows :class:`Progress` items on ``stream`` (default standard error).
+
+    On a terminal (or with ``force``): a tqdm bar per stage. Not on a terminal: plain lines when
+    ``lines`` is set (see :data:`LINE_GAP_S`), else nothing. ``enabled`` False turns it off.
+    ``unit`` names what is counted; a stage named ``episodes`` counts episodes.
+    """
 
     def __init__(
-        self, stream: TextIO | None = None, unit: str = "img", force: bool = False
+        self,
+        stream: TextIO | None = None,
+        unit: str = "img",
+        force: bool = False,
+        lines: bool = False,
     ) -> None:
         self.stream = stream or sys.stderr
-        self.enabled = force or self.stream.isatty()
+        self.bars = force or _isatty(self.stream)
+        self.enabled = self.bars or lines
         self.unit = unit
-        self._last = 0.0
-        self._shown = False
+        self._bar: Any = None
+        self._key: tuple[str, int] | None = None
+        self._next_fraction = 0.0  # lines: the next fraction that earns a line (inf: stage done)
+        self._last_line = 0.0
 
     def update(self, progress: Progress) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self._last < 0.1 and progress.done < progress.total):
+        if not self.enabled:
             return
-        self._last = now
-        width = 30
-        filled = int(width * progress.fraction)
-        bar = "#" * filled + "." * (width - filled)
-        line = (
-            f"\r{progress.stage:>9} [{bar}] {progress.done}/{progress.total} "
-            f"{progress.items_per_s:6.1f} {self.unit}/s ETA {format_eta(progress.eta_s)} "
+        key = (progress.stage, progress.total)
+        if key != self._key:
+            self.close()
+            self._key = key
+            self._next_fraction, self._last_line = 0.0, time.monotonic()
+        if self.bars:
+            self._draw_bar(progress)
+        else:
+            self._write_line(progress)
+
+    def _unit(self, progress: Progress) -> str:
+        return "episodes" if progress.stage == "episodes" else self.unit
+
+    def _draw_bar(self, progress: Progress) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=progress.total,
+                initial=progress.done,  # e.g. cached images: not part of the rate
+                desc=progress.stage or None,
+                unit=self._unit(progress),
+                file=self.stream,
+                dynamic_ncols=True,
+                mininterval=0.1,
+                leave=True,
+            )
+        elif progress.done > self._bar.n:
+            self._bar.update(progress.done - self._bar.n)
+
+    def _write_line(self, progress: Progress) -> None:
+        now = time.monotonic()
+        finished = self._next_fraction == float("inf")
+        last = progress.done >= progress.total
+        quiet_for = now - self._last_line
+        step_due = progress.fraction + 1e-9 >= self._next_fraction and (
+            self._next_fraction == 0.0 or quiet_for >= LINE_GAP_S
         )
-        self.stream.write(line)
+        due = step_due or quiet_for >= LINE_EVERY_S
+        if finished or not (due or last):
+            return
+        self.stream.write(progress_line(progress, self._unit(progress)) + "\n")
         self.stream.flush()
-        self._shown = True
+        self._last_line = now
+        step = LINE_EVERY_FRACTION
+        next_step = (int(progress.fraction / step + 1e-9) + 1) * step
+        self._next_fraction = float("inf") if last else next_step
 
     def close(self) -> None:
-        if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._shown = False
+        """End the current bar (its last state stays on screen)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self._key = None
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

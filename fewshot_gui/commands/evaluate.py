@@ -22,7 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--split",
         choices=("auto", "all", "val", "train"),
         default="auto",
-        help="classes to use; auto: the checkpoint's held-out classes when it records them",
+        help="classes to use; auto: the checkpoint's held-out classes on its own data set, "
+        "the classes it was not trained on elsewhere (all of a data set it never saw)",
     )
     add("--classes-from", metavar="CKPT:val", help="use the val (or train) classes of CKPT")
     add(
@@ -39,6 +40,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="adapter option, e.g. distance=euclidean (repeatable)",
     )
     add("--json", action="store_true", help="print exactly one JSON object on stdout")
+    add(
+        "--quiet",
+        action="store_true",
+        help="no progress on standard error (a bar on a terminal, else a line every 10 %% or 10 s)",
+    )
     add("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     add("--threads", type=int, help="CPU threads for torch")
     parser.add_argument("--cache-dir", default=None, help="embedding cache folder")
@@ -67,7 +73,17 @@ def _options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
+def _names(result: dict[str, Any], most: int = 6) -> str:
+    """The classes used, by group when they have groups (Omniglot alphabets): a short list."""
+    names = result["class_groups"]
+    if len(names) == len(result["class_names"]):
+        names = result["class_names"]
+    shown = ", ".join(names[:most]) + (f", … ({len(names)} in all)" if len(names) > most else "")
+    return shown
+
+
 def run(args: argparse.Namespace) -> int:
+    from fewshot_gui.commands._progress import ProgressLine
     from fewshot_gui.core.types import Progress
     from fewshot_gui.training.evaluate import EvalConfig, evaluate
 
@@ -90,30 +106,26 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         route=not args.no_route,
     )
-    tty = sys.stderr.isatty() and not args.json
+    progress = ProgressLine(sys.stderr, unit="img", lines=True)
+    progress.enabled = progress.enabled and not args.quiet
     result: dict[str, Any] = {}
-    for item in evaluate(config):
-        if isinstance(item, Progress):
-            if tty:
-                print(
-                    f"\r{item.done}/{item.total} episodes  {item.items_per_s:.1f}/s",
-                    end="",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        else:
-            result = item
-    if tty:
-        print(file=sys.stderr)
+    try:
+        for item in evaluate(config):
+            if isinstance(item, Progress):
+                progress.update(item)
+            else:
+                result = item
+    finally:
+        progress.close()
     if args.json:
         print(json.dumps(result))
     else:
         print(
             f"{result['method']} on {result['encoder']}: {result['way']}-way "
             f"{result['shot']}-shot accuracy {result['accuracy']:.2%} ± {result['ci95']:.2%} "
-            f"(95% interval, {result['episodes']} episodes, {result['classes']}), "
-            f"ECE {result['ece']:.3f}"
+            f"(95% interval, {result['episodes']} episodes), ECE {result['ece']:.3f}"
         )
+        print(f"classes: {result['classes']}: {_names(result)}")
         if result.get("episodes_on_base_features") is not None:
             print(
                 f"domain gate: {result['episodes_on_base_features']} of {result['episodes']} "

@@ -9,14 +9,21 @@ differ (a transductive adapter) every later query is predicted alone.
 ``maml``/``fomaml`` checkpoints trained with a full-network inner loop (metadata ``adapt ==
 "full"``) are evaluated the same way by default: the inner loop runs over the whole encoder on
 the episode's images (``adapt="head"`` evaluates on embeddings through the adapter instead).
-For a checkpoint trained on a split, ``split="auto"`` evaluates on its held-out classes.
+
+Which classes (``split="auto"``, :func:`choose_classes`): the checkpoint's validation classes when
+the data set holds them all (its own data set); else the data set's classes the checkpoint was not
+trained on, which for a data set it never saw is all of them. The result says which were used.
+
+Progress: :func:`evaluate` yields :class:`Progress` while it embeds (stage ``"embedding"``, images;
+cached images count as done) and per episode (stage ``"episodes"``), each with its own rate and
+ETA.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,24 +105,89 @@ def _split_classes(config: EvalConfig, metadata: dict[str, Any]) -> tuple[list[s
     return list(classes), f"{split} classes of the encoder's checkpoint"
 
 
-def _embed_all(
-    store: ImageStore, image_ids: np.ndarray, model: torch.nn.Module, plan: Any
-) -> np.ndarray:
-    """``(N,)`` image ids → ``(N, D)`` float32 embeddings, each image embedded once."""
+Steps = Generator[Progress, None, np.ndarray]
+"""A job that yields :class:`Progress` and returns its ``(N, D)`` embeddings."""
+
+
+def _rate_progress(done: int, total: int, stage: str, fresh: int, since: float) -> Progress:
+    """Progress with the rate of the ``fresh`` items done since ``since`` (perf_counter)."""
+    rate = fresh / max(time.perf_counter() - since, 1e-9)
+    return Progress(done, total, stage, rate, (total - done) / rate if rate > 0 else None)
+
+
+def choose_classes(
+    config: EvalConfig, metadata: dict[str, Any], dataset: ClassFolderDataset
+) -> tuple[ClassFolderDataset, str]:
+    """The view of ``dataset`` to evaluate on and a phrase saying which classes it holds.
+
+    ``--classes-from`` and an explicit ``--split`` are followed as given. ``auto``: the
+    checkpoint's validation classes when ``dataset`` holds them all; else every class of
+    ``dataset`` that is not one of the checkpoint's training classes (all of them for a data set
+    it never saw, or for an encoder that records none). A checkpoint that held no class out (no
+    validation classes) is evaluated on all classes, and the phrase says how many trained it.
+    """
+    if config.classes_from or config.split != "auto":
+        classes, source = _split_classes(config, metadata)
+        if classes is None:
+            return dataset, f"all {len(dataset.base_classes)} classes"
+        return dataset.subset(classes, (0,)), f"{len(classes)} {source}"
+    present = set(dataset.base_classes)
+    held_out = list(metadata.get("val_classes") or [])
+    if held_out and present.issuperset(held_out):
+        view = dataset.subset(held_out, (0,))
+        return view, f"the {len(held_out)} validation classes of the encoder's checkpoint"
+    trained = present.intersection(metadata.get("train_classes") or [])
+    if not trained:
+        known = " (none of them the checkpoint's)" if held_out else ""
+        return dataset, f"all {len(present)} classes{known}"
+    if not held_out:  # trained on every class it had: nothing held out to prefer
+        return (
+            dataset,
+            f"all {len(present)} classes ({len(trained)} of them trained the checkpoint)",
+        )
+    unseen = [c for c in dataset.base_classes if c not in trained]
+    if len(unseen) < config.way:
+        raise UsageError(
+            f"{len(trained)} of the {len(present)} classes in {dataset.root} trained the "
+            f"encoder's checkpoint, which leaves {len(unseen)} for a {config.way}-way evaluation; "
+            "use --split all to evaluate on every class anyway"
+        )
+    return dataset.subset(unseen, (0,)), (
+        f"the {len(unseen)} classes the checkpoint was not trained on "
+        f"({len(trained)} training classes left out)"
+    )
+
+
+def _embed_steps(
+    store: ImageStore,
+    image_ids: np.ndarray,
+    model: torch.nn.Module,
+    plan: Any,
+    stage: str = "embedding",
+    already: int = 0,
+) -> Steps:
+    """``(N,)`` image ids → ``(N, D)`` float32 embeddings, each image embedded once; yields
+    progress after each batch (``already`` images, e.g. cached ones, count as done)."""
     out = []
     batch = max(1, plan.batch_size)
-    with inference(plan):
-        for start in range(0, len(image_ids), batch):
-            images = store.images(image_ids[start : start + batch])
+    total = already + len(image_ids)
+    started = time.perf_counter()
+    for start in range(0, len(image_ids), batch):
+        images = store.images(image_ids[start : start + batch])
+        with inference(plan):
             x = store.preprocessing.normalize(plan.to_device(images))
             out.append(model(x).float().cpu().numpy())
+        done = start + len(out[-1])
+        yield _rate_progress(already + done, total, stage, done, started)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def _embed_cached(config, loaded, dataset, store, image_ids, plan) -> np.ndarray:
-    """:func:`_embed_all` through the on-disk embedding cache (repeated evaluations are fast)."""
+def _embed_cached_steps(
+    config, loaded, dataset, store, image_ids, plan, stage="embedding"
+) -> Steps:
+    """:func:`_embed_steps` through the on-disk embedding cache (repeated evaluations are fast)."""
     if not config.use_cache:
-        return _embed_all(store, image_ids, loaded.model, plan)
+        return (yield from _embed_steps(store, image_ids, loaded.model, plan, stage))
     from fewshot_gui.core.cache import EmbeddingCache, default_cache_dir
     from fewshot_gui.data.folder import record_for
     from fewshot_gui.encoders.registry import embedding_cache_id
@@ -130,13 +202,25 @@ def _embed_cached(config, loaded, dataset, store, image_ids, plan) -> np.ndarray
         hit, cached, missing = cache.get_many(records)
         out = np.zeros((len(records), int(loaded.spec.embed_dim)), np.float32)
         out[hit] = cached
+        yield Progress(len(hit), len(records), stage)
         if len(missing):
-            fresh = _embed_all(store, np.asarray(image_ids)[missing], loaded.model, plan)
+            ids = np.asarray(image_ids)[missing]
+            fresh = yield from _embed_steps(store, ids, loaded.model, plan, stage, len(hit))
             cache.put_many([records[i] for i in missing], fresh)
             out[missing] = fresh
         return out
     finally:
         cache.close()
+
+
+def _embed_cached(config, loaded, dataset, store, image_ids, plan) -> np.ndarray:
+    """:func:`_embed_cached_steps` run to its end, quietly."""
+    steps = _embed_cached_steps(config, loaded, dataset, store, image_ids, plan)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as finished:
+            return finished.value
 
 
 def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
@@ -151,13 +235,15 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
     plan = plan_device(config.device)
     loaded = load_encoder(config.encoder, plan, method=config.method)
     metadata = loaded.metadata or {}
-    classes, source = _split_classes(config, metadata)
     depth = metadata.get("classes_at_depth", "auto")
     if os.path.realpath(str(metadata.get("dataset", ""))) != os.path.realpath(config.data_dir):
         depth = "auto"
-    dataset = ClassFolderDataset(config.data_dir, depth)
-    if classes is not None:
-        dataset = dataset.subset(classes, (0,))
+    dataset, source = choose_classes(config, metadata, ClassFolderDataset(config.data_dir, depth))
+    if dataset.num_classes < config.way:
+        raise UsageError(
+            f"{config.way}-way episodes need {config.way} classes; {source} of "
+            f"{config.data_dir} give {dataset.num_classes}"
+        )
     sampler = EpisodeSampler(dataset, config.way, config.shot, config.query, config.seed)
     store = ImageStore(
         dataset,
@@ -176,7 +262,8 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
     row[image_ids] = np.arange(len(image_ids))
     embeddings = None
     if not full_network:
-        embeddings = _embed_cached(config, loaded, dataset, store, image_ids, plan)
+        steps = _embed_cached_steps(config, loaded, dataset, store, image_ids, plan)
+        embeddings = yield from steps
     builtin = not full_network and config.method not in adapter_names()
     gate = DomainGate.from_dict(metadata.get("domain_gate")) if config.route else None
     base_embeddings = None
@@ -185,7 +272,10 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
         base_store = ImageStore(
             dataset, base.spec.preprocessing, preload=False, num_workers=plan.num_workers
         )
-        base_embeddings = _embed_cached(config, base, dataset, base_store, image_ids, plan)
+        steps = _embed_cached_steps(
+            config, base, dataset, base_store, image_ids, plan, "embedding (base features)"
+        )
+        base_embeddings = yield from steps
     routed = 0
     model = None
     if full_network or builtin:
@@ -205,6 +295,7 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
     accuracies, confidences, correct = [], [], []
     per_query = False
     checked = False
+    episodes_started = time.perf_counter()
     for index in range(config.episodes):
         episode = sampler.episode(index)
         names = [dataset.classes[c] for c in episode.classes]
@@ -239,11 +330,7 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
         accuracies.append(float(hits.mean()))
         confidences.append(probs.max(1))
         correct.append(hits)
-        elapsed = time.perf_counter() - started
-        rate = (index + 1) / max(elapsed, 1e-9)
-        yield Progress(
-            index + 1, config.episodes, "episodes", rate, (config.episodes - index - 1) / rate
-        )
+        yield _rate_progress(index + 1, config.episodes, "episodes", index + 1, episodes_started)
     accuracy, ci95 = mean_ci95(accuracies)
     yield {
         "accuracy": accuracy,
@@ -257,6 +344,8 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
         "encoder": str(config.encoder),
         "classes": source,
         "num_classes": dataset.num_classes,
+        "class_names": dataset.used_base_classes,
+        "class_groups": dataset.used_groups,
         "adaptation": (
             "full-network inner loop on images"
             if full_network
