@@ -35,7 +35,7 @@ from fewshot_gui.core import cache_rows
 from fewshot_gui.core.paths import user_cache_dir
 from fewshot_gui.core.types import ImageRecord
 
-FORMAT = "2"
+FORMAT = "3"
 """Version of the index and data file layout; a cache of any other version is rebuilt."""
 
 _SCHEMA = """
@@ -324,15 +324,12 @@ class EmbeddingCache:
             self._give_up(error, "read")
             return self._nothing_cached(len(records))
         self._note_lost(int((~found).sum()))
-        valid = found.copy()
-        where = np.flatnonzero(found)
-        computed = cache_rows.checksums(
-            [keys[i] for i in candidates[where]],
-            [idents[i] for i in candidates[where]],
-            data[where],
-        )
-        valid[where] = computed == sums[candidates[where]]
-        bad = int(found.sum() - valid.sum())
+        if len(candidates) < len(records):
+            keys = [keys[i] for i in candidates]
+            idents = [idents[i] for i in candidates]
+        matches = cache_rows.checksums(keys, idents, data) == sums[candidates]
+        valid = found & matches
+        bad = int((found & ~matches).sum())
         if bad:
             self._bad_rows += bad
             self._warn(
@@ -342,7 +339,7 @@ class EmbeddingCache:
             )
         hit = candidates[valid]
         missing = np.setdiff1d(np.arange(len(records)), hit, assume_unique=True)
-        return hit, data[valid].astype(np.float32), missing
+        return hit, (data if valid.all() else data[valid]).astype(np.float32), missing
 
     # ------------------------------------------------------------------ writing
     def put_many(self, records: Sequence[ImageRecord], embeddings: np.ndarray) -> None:
