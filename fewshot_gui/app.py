@@ -27,6 +27,7 @@ from fewshot_gui.ui.image_grid import THUMB
 from fewshot_gui.ui.main_window import MainWindow
 from fewshot_gui.ui.preview import PreviewDialog
 from fewshot_gui.ui.project_controller import ProjectController
+from fewshot_gui.ui.result_controller import ResultController
 from fewshot_gui.ui.review_controller import ReviewController
 from fewshot_gui.ui.settings import AppSettings
 from fewshot_gui.ui.state import LabelState
@@ -88,6 +89,7 @@ class AppController(QObject):
         self.settings = settings or AppSettings()
         self.session_options = dict(session_options or {})
         self.project = ProjectController(self.window, self.state, self.settings, self)
+        self.results = ResultController(self, self._reset_labeling)  # File ▸ Open labeling result
         self.last_journal: str | None = None
         self.fitted_classes: list[str] = []
         self.labeled_folder = ""
@@ -141,6 +143,8 @@ class AppController(QObject):
         w.failed.activated.connect(lambda _p: w.grid.set_filter("failed"))
         w.review_action.triggered.connect(lambda: w.grid.set_sort("least confident first"))
         self.project.aboutToLoad.connect(self._reset_labeling)
+        self.project.aboutToLoad.connect(self.results.forget)
+        w.open_result_action.triggered.connect(self.results.ask_open)
         self.project.loaded.connect(self._project_loaded)
         self.project.error.connect(self.show_error)
         w.controls.settingsChanged.connect(self._folder_changed)
@@ -269,9 +273,10 @@ class AppController(QObject):
         self.predictions_seen = 0
         self.window.controls.set_running(True)
         self.window.status.setText(
-            {"label": "Loading the model…", "cached": "Loading the saved predictions…"}.get(
-                name, "Re-fitting…"
-            )
+            {
+                "label": "Loading the model…",
+                "cached": "Loading the model for the saved predictions…",
+            }.get(name, "Re-fitting…")
         )
         self.window.progress.setValue(0)
         self.window.progress.show()
