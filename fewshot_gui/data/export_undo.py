@@ -88,6 +88,13 @@ def settle_pending(journal: Journal, history: list[ExportEntry]) -> None:
                     journal.append(op.state, op.export_id, n=op.n)
 
 
+def _original_kept(src: Path, dst: Path, op: FileOp) -> bool:
+    """Whether a copy's source still holds its content (through a link too, unless the link
+    leads to the copy itself)."""
+    real = os.path.realpath(src)
+    return real != os.path.realpath(dst) and holds(real, op.hash, op.size)
+
+
 def _undo_op(journal: Journal, op: FileOp) -> tuple[str, str]:
     """Reverse one done operation; returns (UNDONE or REFUSED, reason)."""
     src, dst = Path(op.src), Path(op.dst)
@@ -104,7 +111,7 @@ def _undo_op(journal: Journal, op: FileOp) -> tuple[str, str]:
             return UNDONE, "already gone"
         if not ours:
             return REFUSED, f"{dst} was changed after the export; left as it is"
-        if not holds(src, op.hash, op.size):
+        if not _original_kept(src, dst, op):
             return REFUSED, f"the original {src} is gone or changed; its copy {dst} is kept"
         remove(dst)
         return UNDONE, ""

@@ -265,3 +265,15 @@ def test_a_journal_that_cannot_be_written_stops_the_export_without_a_traceback(
     undo_export(dest, all_exports=True)  # settles the operation whose outcome was not written
     assert [p.read_bytes() for p in camera.values()] == [b"sunset!!", b"mountain"]
     assert _tree(dest) == {}
+
+
+def test_undo_of_a_copy_of_a_linked_image_removes_the_copy(tmp_path, camera):
+    link = tmp_path / "album" / "best.jpg"
+    link.parent.mkdir()
+    link.symlink_to(camera["IMG_0001.jpg"])
+    dest = tmp_path / "sorted"
+    export_images([LabelRow(str(link), "sky")], dest, "copy")
+    assert (dest / "sky" / "best.jpg").read_bytes() == b"sunset!!"
+    assert len(undo_export(dest).undone) == 1 and _tree(dest) == {}
+    moved = export_images([LabelRow(str(link), "sky")], dest, "move")
+    assert "a link" in moved.failures[0][1] and link.is_symlink()  # a link is not moved

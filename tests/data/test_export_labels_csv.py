@@ -24,8 +24,8 @@ def test_csv_round_trip_escapes_formulas_and_reads_back_exactly(tmp_path):
     path = write_labels(tmp_path / "labels.csv", _rows(tmp_path), ["=1+1", "@SUM(A1)"])
     with open(path, newline="", encoding="utf-8") as handle:
         table = list(csv.reader(handle))
-    assert table[0] == ["path", "label", "confidence", "error", "'=1+1", "'@SUM(A1)"]
-    assert table[1][1] == "'=1+1" and table[3][3] == "'-not an image" and table[3][4:] == ["", ""]
+    assert table[0][:6] == ["path", "label", "confidence", "error", "'=1+1", "'@SUM(A1)"]
+    assert table[1][1] == "'=1+1" and table[3][3] == "'-not an image" and table[3][4:6] == ["", ""]
     back = read_labels(path)
     assert back.classes == ["=1+1", "@SUM(A1)"]
     assert back.rows == _rows(tmp_path)
