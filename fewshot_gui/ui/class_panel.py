@@ -109,9 +109,11 @@ class ClassCard(QFrame):
         key_label.setToolTip(f"press {key} in the grid to label images as {info.name}")
         title = NameLabel(self)
         title.setTextFormat(Qt.TextFormat.PlainText)
-        title.setText(f"{info.name} · {len(info.examples)} example(s)")
+        title.setText(f"{info.name} ({len(info.examples)})")
         title.setStyleSheet("font-weight:bold;")
-        title.setToolTip(f"{info.name} — double-click to rename")
+        title.setToolTip(
+            f"{info.name}: {len(info.examples)} example image(s) — double-click to rename"
+        )
         # the name gives way (clipped) before the buttons beside it leave the panel
         title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         title.setMinimumWidth(40)
