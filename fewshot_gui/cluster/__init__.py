@@ -22,6 +22,7 @@ INSTALL_HINT = 'pip install "fewshot-gui[cluster]" (or pip install "ray[data]")'
 def require_ray() -> None:
     """Raise UsageError (one line) when Ray Data cannot be imported."""
     try:
+        import pyarrow  # noqa: F401
         import ray
         import ray.data  # noqa: F401
     except ImportError:

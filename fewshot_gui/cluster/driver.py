@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fewshot_gui.cluster import require_ray
+from fewshot_gui.cluster.refine import needs_folder, refine_result
 from fewshot_gui.cluster.shards import CSV_FILE, ResultFolder, RunInfo, ShardWriter, failure_rows
 from fewshot_gui.cluster.source import ImageSource, open_source
 from fewshot_gui.commands._progress import ProgressLine, format_eta
@@ -160,10 +161,12 @@ def _pipeline(paths: list[str], session: Any, args: argparse.Namespace, plan: di
         unknown_threshold=session.unknown_threshold,
         embeddings=args.embeddings,
     )
-    adapter_ref = ray.put(session._adapter)  # once; every actor fetches it once
+    support = session.support
+    fitted = (session._adapter, support, session._vectors([p for p, _ in support]))
+    fitted_ref = ray.put(fitted)  # once; every actor fetches it once
     return ds.map_batches(
         LabelActor,
-        fn_constructor_args=(spec, [adapter_ref]),
+        fn_constructor_args=(spec, [fitted_ref]),
         compute=ray.data.ActorPoolStrategy(size=plan["actors"]),
         batch_size=plan["batch"],
         num_gpus=plan["num_gpus"],
@@ -231,6 +234,14 @@ def run(args: argparse.Namespace) -> int:
     for item in session.set_support(examples):
         bar.update(item)
     bar.close()
+    folder_pass = needs_folder(session)
+    if folder_pass and not args.embeddings:
+        args.embeddings = True  # the refinement on the whole folder is a pass over them
+        if not args.quiet:
+            print(
+                "storing embeddings: the folder refinement is a second pass over them",
+                file=sys.stderr,
+            )
     support_paths = [p for p, _ in session.support]
     info = RunInfo(
         classes=session.classes,
@@ -285,6 +296,8 @@ def run(args: argparse.Namespace) -> int:
             import ray
 
             ray.shutdown()
+    if folder_pass:
+        refine_result(folder.root)
     for line in [*session.take_warnings(), *warnings]:
         print(f"warning: {line}", file=sys.stderr)
     if args.csv:
@@ -295,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_result_csv(root: Path) -> Path:
+def write_result_csv(root: str | os.PathLike[str]) -> Path:
     """``root/labels.csv`` from the shards, by the local command's writer (rows sorted by path)."""
     from fewshot_gui.cluster.result import LabelingResult
     from fewshot_gui.commands.label import write_csv
@@ -303,8 +316,8 @@ def write_result_csv(root: Path) -> Path:
     result = LabelingResult.open(root)
     predictions, failures = result.predictions(), result.failures()
     order = sorted([*predictions.paths, *(f.path for f in failures)])
-    write_csv(root / CSV_FILE, predictions, failures, order)
-    return root / CSV_FILE
+    write_csv(result.root / CSV_FILE, predictions, failures, order)
+    return result.root / CSV_FILE
 
 
 def _summary(

@@ -82,13 +82,17 @@ class LabelingResult:
     def predictions(self) -> Predictions:
         """The labeled rows as :class:`Predictions` (labels as stored)."""
         ok = ~self.failed_mask()
-        return Predictions(
+        found = Predictions(
             list(self.paths[ok]),
             self.classes,
             self.probabilities[ok],
             list(self.labels[ok]),
             self.confidences[ok],
         )
+        scores = self.unknown_scores[ok]
+        if hasattr(found, "unknown_scores") and not np.isnan(scores).all():
+            found.unknown_scores = scores  # the open-set score (issue 15), where computed
+        return found
 
     def failures(self) -> list[FileFailure]:
         bad = self.failed_mask()

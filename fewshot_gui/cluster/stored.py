@@ -9,6 +9,7 @@ come from the result folder. Memory: the session's table holds float32, ``N × D
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,8 +20,11 @@ from fewshot_gui.cluster.result import LabelingResult
 from fewshot_gui.cluster.shards import ADAPTER_FILE
 from fewshot_gui.core.embedding_table import EmbeddingTable
 from fewshot_gui.core.errors import UsageError
-from fewshot_gui.core.types import Predictions
+from fewshot_gui.core.types import FileFailure, Predictions, Progress
 from fewshot_gui.session import LabelingSession
+
+PLOT_SAMPLE = 20_000
+"""Points the embedding view gets from a result (the grid shows every row)."""
 
 
 class StoredSession(LabelingSession):
@@ -81,8 +85,45 @@ class StoredSession(LabelingSession):
             self._adapter.add_example(self._vectors([path])[0], str(label))
         return self.predictions()
 
+    def set_support(self, examples: Mapping[str, Sequence[str | Path]]) -> Iterator[Progress]:
+        """Fit the adapter to ``examples`` (each must have a stored embedding; others are listed
+        in :attr:`failures`). Nothing is decoded: yields nothing."""
+        pairs = []
+        for name, paths in examples.items():
+            for path in map(str, paths):
+                if self._embedded(path):
+                    pairs.append((path, str(name)))
+                else:
+                    self.failures[path] = FileFailure(path, "no stored embedding in the result")
+        self._support = pairs
+        self._open = None  # the session's open-set state follows its support set (issue 15)
+        self._fit()
+        yield from ()
+
     def label(self, images: Any, cached_only: bool = False) -> Any:
         raise UsageError("a labeling result is re-labeled from its stored embeddings only")
+
+    def embeddings(self) -> tuple[list[str], np.ndarray]:
+        """A representative sample of the labeled images for the embedding view: at most
+        :data:`PLOT_SAMPLE`, every predicted class in proportion but at least a few of each."""
+        rows = plot_sample(self.predictions().labels, PLOT_SAMPLE)
+        paths = [self._labeled[i] for i in rows]
+        return paths, self._vectors(paths)
+
+
+def plot_sample(labels: Sequence[str], size: int, least: int = 50, seed: int = 0) -> np.ndarray:
+    """Row indices (sorted) of a stratified sample of at most ``size`` of ``labels``: each label
+    in proportion to its count, at least ``least`` of each (or all it has); fixed seed."""
+    if len(labels) <= size:
+        return np.arange(len(labels))
+    names, codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
+    rng = np.random.default_rng(seed)
+    picked = []
+    for k in range(len(names)):
+        rows = np.flatnonzero(codes == k)
+        want = min(len(rows), max(least, round(size * len(rows) / len(labels))))
+        picked.append(rng.choice(rows, want, replace=False))
+    return np.sort(np.concatenate(picked))[: size + least * len(names)]
 
 
 def _adapter_state(path: Path) -> Any:

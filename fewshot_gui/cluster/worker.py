@@ -59,11 +59,12 @@ def decode_batch(
 
 
 class LabelActor:
-    """One encoder per actor; ``adapter_box[0]`` is the ObjectRef of the fitted adapter (fetched
-    once per actor). Called with decoded batches, returns result rows (see
-    :func:`fewshot_gui.cluster.shards.rows_table`)."""
+    """One encoder per actor. ``fitted_box[0]`` is the ObjectRef of what the driver fitted:
+    ``(adapter, support pairs, support embeddings (S, D))``, fetched once per actor. Each batch is
+    predicted by the session's own ``_predict`` (unknown scores included), so rows equal the local
+    engine's; refinement on the whole folder is the driver's second pass, not done here."""
 
-    def __init__(self, spec: ActorSpec, adapter_box: list[Any]) -> None:
+    def __init__(self, spec: ActorSpec, fitted_box: list[Any]) -> None:
         import ray
         import torch
 
@@ -72,31 +73,28 @@ class LabelActor:
         if spec.device == "cpu":
             torch.set_num_threads(max(1, spec.threads))
         self.spec = spec
-        self.adapter = ray.get(adapter_box[0])
-        self.classes = list(self.adapter.classes)
+        adapter, support, self.support_vectors = ray.get(fitted_box[0])
         self.session = LabelingSession(
-            spec.encoder, spec.method, spec.device, use_cache=False, max_pixels=spec.max_pixels
+            spec.encoder,
+            spec.method,
+            spec.device,
+            unknown_threshold=spec.unknown_threshold,
+            use_cache=False,
+            max_pixels=spec.max_pixels,
         )
+        if hasattr(self.session, "transductive"):
+            self.session.transductive = False  # a batch is not the folder: see the driver's pass 2
         self.session.load()
+        self.session._adapter, self.session._support = adapter, list(support)
+        self.support_paths = [p for p, _ in support]
+        self.classes = list(adapter.classes)
         self.dim = self.session.embed_dim
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
         paths = [str(p) for p in batch["path"]]
         errors = [str(e) for e in batch["error"]]
+        indices, vectors = self._embed(batch["image"], paths, errors)
         n, c = len(paths), len(self.classes)
-        ok = np.array([not e for e in errors], bool)
-        indices = np.flatnonzero(ok)
-        vectors = self.session._forward(torch.from_numpy(np.ascontiguousarray(batch["image"][ok])))
-        records = [ImageRecord(p, 0, 0) for p in paths]
-        indices, vectors, bad = self.session._finite(records, indices, vectors)
-        for i, failure in bad:
-            errors[i] = failure.reason
-        # as the local engine's cache: half precision, read back (rows too large for it keep fp32)
-        with np.errstate(over="ignore"):
-            half = vectors.astype(np.float16).astype(np.float32)
-        vectors = np.where(np.isfinite(half), half, vectors)
         out = {
             "path": np.array(paths, object),
             "label": np.array([""] * n, object),
@@ -106,18 +104,44 @@ class LabelActor:
             "probabilities": np.full((n, c), np.nan, np.float32),
         }
         if len(indices):
-            probs = self.adapter.predict_proba(vectors)
-            found = Predictions.from_probabilities(
-                [paths[i] for i in indices], self.classes, probs, self.spec.unknown_threshold
-            )
+            found = self._predict([paths[i] for i in indices], vectors)
             out["label"][indices] = found.labels
             out["confidence"][indices] = found.confidences
             out["probabilities"][indices] = found.probabilities
-            score = getattr(self.adapter, "unknown_score", None)  # issue 15's open-set score
-            if callable(score):
-                out["unknown_score"][indices] = np.asarray(score(vectors), np.float32)
+            scores = getattr(found, "unknown_scores", ())  # the open-set score, where computed
+            if len(scores) == len(indices):
+                out["unknown_score"][indices] = scores
         if self.spec.embeddings:
             embedding = np.full((n, self.dim), np.nan, np.float16)
             embedding[indices] = vectors.astype(np.float16)
             out["embedding"] = embedding
         return out
+
+    def _embed(
+        self, images: np.ndarray, paths: list[str], errors: list[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows decoded without error → (their indices, (n, D) float32 embeddings, rounded to
+        half precision as the local engine's cache rounds them); NaN/inf rows get the session's
+        reason in ``errors``."""
+        import torch
+
+        ok = np.array([not e for e in errors], bool)
+        pixels = torch.from_numpy(np.ascontiguousarray(images[ok]))
+        vectors = self.session._forward(pixels)
+        records = [ImageRecord(p, 0, 0) for p in paths]
+        indices, vectors, bad = self.session._finite(records, np.flatnonzero(ok), vectors)
+        for i, failure in bad:
+            errors[i] = failure.reason
+        with np.errstate(over="ignore"):
+            half = vectors.astype(np.float16).astype(np.float32)
+        return indices, np.where(np.isfinite(half), half, vectors)
+
+    def _predict(self, paths: list[str], vectors: np.ndarray) -> Predictions:
+        """The session's predictions for one batch (a table of the support set and the batch)."""
+        from fewshot_gui.core.embedding_table import EmbeddingTable
+
+        table = EmbeddingTable(self.dim)
+        table.add(self.support_paths, self.support_vectors)
+        table.add(paths, vectors)
+        self.session._table = table
+        return self.session._predict(paths)

@@ -1,0 +1,93 @@
+"""``File ▸ Open labeling result…``: review the output folder of ``label --engine ray`` in the app.
+
+Opening a result is opening a project whose predictions come from the result, not from a folder:
+the classes and examples are the run's support set, the grid gets every stored row at once (read
+here with pyarrow; no model, no decoding), failed files go to the failed list. Then the labeling
+worker is asked for a session over the stored embeddings (``session_options["result"]``: the
+worker's factory builds a :class:`~fewshot_gui.cluster.stored.StoredSession`), so corrections
+re-label every row with the session's own code and the embedding view gets a representative
+sample. A result stored without embeddings can be browsed and exported, not corrected. No torch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog
+
+from fewshot_gui.core.errors import FewShotError
+from fewshot_gui.data.project import ClassInfo, Project
+from fewshot_gui.review import PALETTE
+
+RESULT_OPTION = "result"
+"""Key of ``AppController.session_options`` naming the open result folder."""
+
+
+def project_of(info: Any) -> Project:
+    """The project a result stands for: its classes, examples and method/encoder settings."""
+    classes: dict[str, ClassInfo] = {}
+    for name in info.classes:
+        classes[name] = ClassInfo(name, PALETTE[len(classes) % len(PALETTE)])
+    for path, name in info.support:
+        classes.setdefault(name, ClassInfo(name, PALETTE[len(classes) % len(PALETTE)]))
+        classes[name].examples.append(path)
+    settings = {"method": info.method, "encoder": info.encoder, "folder": ""}
+    return Project(list(classes.values()), {}, settings)
+
+
+class ResultController(QObject):
+    """Opens result folders into the app (``app``: the :class:`AppController`)."""
+
+    opened = Signal(str, float)  # folder, seconds until the grid showed every row
+
+    def __init__(self, app: Any, reset: Callable[[], None]) -> None:
+        super().__init__(app)
+        self.app = app
+        self._reset = reset
+        self.folder = ""
+
+    def ask_open(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.app.window, "Open a labeling result")
+        if folder:
+            self.open(folder)
+
+    def open(self, folder: str) -> bool:
+        """Show the result in ``folder``; any problem is one plain message."""
+        from fewshot_gui.cluster.result import LabelingResult
+
+        start = time.perf_counter()
+        try:
+            result = LabelingResult.open(folder)
+        except (FewShotError, OSError) as error:
+            self.app.show_error(str(error))
+            return False
+        app, window = self.app, self.app.window
+        self._reset()
+        window.undo_stack.clear()
+        window.messages.hide()
+        app.state.load(project_of(result.info))
+        window.controls.apply_settings({"method": result.info.method, "folder": ""})
+        app.project.path = None
+        window.grid.model.update_predictions(result.predictions())
+        failures = result.failures()
+        if failures:
+            window.failed.add(failures)
+            window.grid.model.add_failures(failures)
+        self.folder = os.path.abspath(folder)
+        seconds = time.perf_counter() - start
+        note = "" if result.info.embeddings else " (no stored embeddings: corrections need them)"
+        window.status.setText(f"Opened the result {folder}: {len(result):,} files{note}.")
+        if result.info.embeddings:
+            app.session_options[RESULT_OPTION] = self.folder
+            app.worker.start(app.session_settings(), app.state.support(), "", False)
+        self.opened.emit(self.folder, seconds)
+        return True
+
+    def forget(self) -> None:
+        """Another project replaces the result: sessions are built from folders again."""
+        self.app.session_options.pop(RESULT_OPTION, None)
+        self.folder = ""
