@@ -171,6 +171,7 @@ class MainWindow(QMainWindow):
         )
         self.recent_menu = QMenu("Open &recent", self)
         self.demo_action = QAction("Open the &demo project", self)
+        self.open_result_action = QAction("Open labeling &result…", self)  # --engine ray output
         self.export_action = QAction(
             "&Export labeled images…", self, shortcut=QKeySequence("Ctrl+E")
         )
@@ -182,6 +183,7 @@ class MainWindow(QMainWindow):
             self.open_action,
             self.recent_menu,
             self.demo_action,
+            self.open_result_action,
             self.save_action,
             self.save_as_action,
             None,

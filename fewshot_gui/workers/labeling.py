@@ -27,6 +27,11 @@ FALLBACK_METHODS = ["auto", "metric", "memory", "anil", "maml"]
 
 def default_session_factory(settings: dict) -> Any:
     """Build a real :class:`LabelingSession` (imports torch; called in the worker thread)."""
+    if settings.get("result"):  # a labeling result's stored embeddings (ui/result_controller.py)
+        from fewshot_gui.cluster.result import LabelingResult
+        from fewshot_gui.cluster.stored import StoredSession
+
+        return StoredSession(LabelingResult.open(settings["result"]))
     from fewshot_gui.session import LabelingSession
 
     return LabelingSession(
