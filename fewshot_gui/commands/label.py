@@ -184,6 +184,9 @@ def run(args: argparse.Namespace) -> int:
     from fewshot_gui.data.folder import scan
 
     if getattr(args, "engine", "local") == "ray":
+        from fewshot_gui.cluster import require_ray
+
+        require_ray()  # one line, exit 2, before anything that needs Ray or pyarrow is imported
         from fewshot_gui.cluster.driver import run as run_on_ray
 
         return run_on_ray(args)
