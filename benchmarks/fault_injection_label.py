@@ -1,8 +1,8 @@
 """Kill ``fewshot-gui label`` at random moments on a shared cache; the next run must be right.
 
 A base folder (Flowers-102 when present, else synthetic images) is labeled once with a cache of its
-own: the reference labels. Then each trial makes a folder of symbolic links to a random subset of the
-base images (new paths: new cache keys, so every trial writes to the cache), starts ``fewshot-gui
+own: the reference labels. Then each trial makes a new folder of symbolic links to the base images
+(new paths: new cache keys, so every trial writes to the cache), starts ``fewshot-gui
 label`` on it in a child process with the shared cache and SIGKILLs it after a random delay (for 80 %
 of the trials uniform over the embedding time after the run's first cache write, for the rest over a
 whole cold run, start-up included), then labels the same folder again to completion and
@@ -87,7 +87,7 @@ def _trial(args, rng, root: Path, trial: int, paths: dict, reference: dict, time
     folder = root / f"trial{trial}"
     folder.mkdir()
     names = sorted(os.listdir(images))
-    for name in rng.sample(names, k=rng.randint(len(names) // 3, len(names))):
+    for name in names:  # all of them: labels may depend on the folder (transductive refinement)
         (folder / name).symlink_to((images / name).resolve())
     out = root / f"trial{trial}.csv"
     size = _data_size(cache)
