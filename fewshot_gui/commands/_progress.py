@@ -7,6 +7,7 @@ new total) starts a new bar or a new series of lines.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -85,13 +86,16 @@ class ProgressLine:
         if self._bar is None:
             from tqdm import tqdm
 
+            columns, lines = _terminal_size(self.stream)
             self._bar = tqdm(
                 total=progress.total,
                 initial=progress.done,  # e.g. cached images: not part of the rate
                 desc=progress.stage or None,
                 unit=self._unit(progress),
                 file=self.stream,
-                dynamic_ncols=True,
+                dynamic_ncols=columns > 0,
+                ncols=None if columns > 0 else 80,
+                nrows=lines or 24,  # a terminal reporting 0 rows would hide the bar
                 mininterval=0.1,
                 leave=True,
             )
@@ -122,6 +126,15 @@ class ProgressLine:
             self._bar.close()
             self._bar = None
         self._key = None
+
+
+def _terminal_size(stream: TextIO) -> tuple[int, int]:
+    """Columns and lines of the terminal behind ``stream``; 0 where unknown."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return 0, 0
+    return size.columns, size.lines
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -75,3 +75,20 @@ def test_terminal_gets_a_bar_per_stage(clock) -> None:
     text = stream.getvalue()
     assert "embedding: 100%" in text and "100/100" in text
     assert "episodes: 100%" in text and "20/20" in text and "episodes/s" in text
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "openpty"), reason="needs a pseudo-terminal")
+def test_a_terminal_that_reports_no_size_still_gets_its_bar(clock) -> None:
+    import os
+
+    master, slave = os.openpty()  # a fresh pty reports 0 columns and 0 rows (CI, `script`)
+    try:
+        with os.fdopen(slave, "w", closefd=True) as stream:
+            display = ProgressLine(stream)
+            assert display.bars  # a terminal
+            _run(display, clock, 10, 0.5, "labeling")
+            display.close()
+        text = os.read(master, 65536).decode(errors="replace")
+    finally:
+        os.close(master)
+    assert "labeling: 100%" in text and "10/10" in text
