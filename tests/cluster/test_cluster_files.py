@@ -132,6 +132,9 @@ def test_ray_engine_refuses_an_out_that_is_not_a_result(support, capsys):
     (support / "mine").mkdir()
     (support / "mine" / "thesis.tex").write_text("keep me")
     assert _label(support, "--out", str(support / "mine")) == 2
+    missing = ["label", str(support / "support"), str(support / "nope"), "--engine", "ray"]
+    assert main([*missing, "--out", str(support / "out")]) == 2
     err = capsys.readouterr().err
-    assert "is a file" in err and "holds other files" in err
+    assert "is a file" in err and "holds other files" in err and "folder not found" in err
+    assert not (support / "out").exists()  # nothing written for an unusable input
     assert (support / "mine" / "thesis.tex").read_text() == "keep me"
