@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from fewshot_gui.core.types import UNKNOWN, FileFailure, Predictions
+from fewshot_gui.core.types import LIKELY_UNKNOWN, UNKNOWN, FileFailure, Predictions
 from fewshot_gui.data.export import LabelRow
 from fewshot_gui.data.project import ClassInfo, Project
 
@@ -49,13 +49,19 @@ FILTERS = {
     "all": "all images",
     "pending": "not yet labeled",
     "unknown": "unknown",
+    "likely_unknown": "likely unknown (far from every class)",
     "corrected": "labeled by you",
     "changed": "changed by the last action",
     "selection": "selected in the plot",
     "failed": "failed files",
 }
 """Filter kinds (besides ``"class"``) and what the user reads for them."""
-SORTS = {"folder order": "order", "least confident first": "confidence", "file name": "name"}
+SORTS = {
+    "folder order": "order",
+    "least confident first": "confidence",
+    "most unknown first": "unknown",
+    "file name": "name",
+}
 
 
 class Event:
@@ -123,6 +129,7 @@ class ReviewModel:
         self._code: dict[str, int] = {}
         self.codes = np.zeros(0, np.int32)
         self.conf = np.zeros(0, np.float32)
+        self.unknown = np.zeros(0, np.float32)  # unknown score (NaN while pending / not computed)
         self.failed: dict[int, str] = {}
         self.order = np.zeros(0, np.int64)
         self.pos = np.zeros(0, np.int64)
@@ -324,6 +331,7 @@ class ReviewModel:
             self.paths.extend(new)
             self.codes = np.concatenate([self.codes, np.full(len(new), PENDING, np.int32)])
             self.conf = np.concatenate([self.conf, np.zeros(len(new), np.float32)])
+            self.unknown = np.concatenate([self.unknown, np.full(len(new), np.nan, np.float32)])
             self._map_points()  # reported by _after_change
         return np.fromiter((self.index_of[p] for p in paths), np.int64, len(paths))
 
@@ -349,6 +357,9 @@ class ReviewModel:
             col = np.array([name_to_col[lab] for lab in predictions.labels], np.int64)
         self.codes[rows] = lookup[col]
         self.conf[rows] = np.asarray(predictions.confidences, np.float32)
+        scores = getattr(predictions, "unknown_scores", ())
+        if len(scores) == len(rows):
+            self.unknown[rows] = scores
         if self.failed:
             for r in set(self.failed).intersection(rows.tolist()):
                 del self.failed[r]
@@ -443,6 +454,8 @@ class ReviewModel:
             return self.display_codes() == code
         if kind == "corrected":
             return self.user_mask()
+        if kind == "likely_unknown":
+            return self.likely_unknown_mask()
         if kind == "pending":
             keep = self.codes == PENDING
         elif kind == "changed":
@@ -464,10 +477,21 @@ class ReviewModel:
         if self.sort == "confidence" and len(idx):
             done = self.user_mask()[idx] | (self.codes[idx] == PENDING)
             idx = idx[np.argsort(np.where(done, 2.0, self.conf[idx]), kind="stable")]
+        elif self.sort == "unknown" and len(idx):
+            done = self.user_mask()[idx] | (self.codes[idx] == PENDING)
+            idx = idx[np.argsort(np.where(done, 2.0, -self.unknown[idx]), kind="stable")]
         elif self.sort == "name" and len(idx):
             names = np.array([os.path.basename(self.paths[i]).lower() for i in idx], dtype=object)
             idx = idx[np.argsort(names, kind="stable")]
         return idx.astype(np.int64)
+
+    def likely_unknown_mask(self) -> np.ndarray:
+        """``(N,)`` bool: images labeled by the model only whose unknown score is above
+        :data:`~fewshot_gui.core.types.LIKELY_UNKNOWN` (clutter: far from every class)."""
+        keep = (self.unknown > LIKELY_UNKNOWN) & (self.codes != PENDING) & ~self.user_mask()
+        if self.failed:
+            keep[list(self.failed)] = False
+        return keep
 
     def compute_order(self) -> np.ndarray:
         return self.sorted_indices(np.flatnonzero(self.keep_mask()))
@@ -632,7 +656,8 @@ class ReviewModel:
             return "not labeled yet"
         if self.user_label(path) is not None:
             return f"{label} (your label)"
-        return f"{label} · {self.conf[i]:.0%}"
+        far = " · likely unknown" if self.unknown[i] > LIKELY_UNKNOWN else ""
+        return f"{label} · {self.conf[i]:.0%}{far}"
 
     # ------------------------------------------------------------------ export and projects
     def label_rows(self) -> list[LabelRow]:
@@ -645,7 +670,10 @@ class ReviewModel:
             if user is not None:
                 rows.append(LabelRow(path, user, 1.0, "user"))
             elif (label := self.predicted(i)) is not None:
-                rows.append(LabelRow(path, label, float(self.conf[i]), "model"))
+                unknown = None if np.isnan(self.unknown[i]) else float(self.unknown[i])
+                rows.append(
+                    LabelRow(path, label, float(self.conf[i]), "model", unknown_score=unknown)
+                )
         return rows
 
     def to_project(self, settings: dict | None = None) -> Project:

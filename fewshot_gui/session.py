@@ -74,10 +74,11 @@ class LabelingSession:
         method: str = "metric",
         device: str = "auto",
         cache_dir: str | Path | None = None,
-        unknown_threshold: float | None = None,
+        unknown_threshold: float | str | None = None,
         adapter_options: Mapping[str, Any] | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         use_cache: bool = True,
+        transductive: bool | None = None,
     ) -> None:
         from fewshot_gui.adapters.registry import adapter_names
         from fewshot_gui.core.cache import default_cache_dir
@@ -89,7 +90,15 @@ class LabelingSession:
             )
         self.encoder_name = encoder or default_encoder_name()
         self.method = method
-        self.unknown_threshold = unknown_threshold
+        from fewshot_gui.adapters.open_set import resolve_threshold
+        from fewshot_gui.adapters.transductive import ENABLED_BY_DEFAULT
+
+        try:
+            self.unknown_threshold = resolve_threshold(unknown_threshold)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        self.transductive = ENABLED_BY_DEFAULT if transductive is None else bool(transductive)
+        self._open: Any = None  # OpenSetState for the current support set (see _open_set)
         self.adapter_options = dict(adapter_options or {})
         self.max_pixels = max_pixels
         self._requested_device = device
@@ -409,6 +418,7 @@ class LabelingSession:
         paths = [p for p, _ in self._support]
         adapter.fit(self._vectors(paths), [c for _, c in self._support])
         self._adapter = adapter
+        self._open = None
 
     def add_example(self, path: str | Path, label: str) -> Predictions:
         """Add one example (embedding it if needed) and re-label every embedded image."""
@@ -423,6 +433,7 @@ class LabelingSession:
         # A relabeled example moves class: drop its old entry first.
         self._drop_support(record.path)
         self._support.append((record.path, str(label)))
+        self._open = None
         if self._adapter is None:
             self._fit()
         else:  # adapters accept examples of new classes too
@@ -433,6 +444,7 @@ class LabelingSession:
         for i, (p, _) in enumerate(self._support):
             if p == path:
                 del self._support[i]
+                self._open = None
                 if self._adapter is not None:
                     self._adapter.remove_example(i)
                 return True
@@ -475,20 +487,67 @@ class LabelingSession:
                     self._labeled.append(p)
                     self._labeled_rows = None
             yield BatchResult(self._predict(paths), [f for _, f in item.failures])
+        if self._refines() and self._labeled:  # every image, refined on the whole folder
+            yield BatchResult(self.predictions(), [])
 
     def _predict(self, paths: Sequence[str], rows: slice | np.ndarray | None = None) -> Predictions:
-        """Predictions for ``paths`` (embedded; ``rows``: their table rows when known)."""
+        """Predictions for ``paths`` (embedded; ``rows``: their table rows when known), with
+        unknown scores; refined on the folder when :meth:`_refines`."""
         if self._adapter is None:
             probs = np.zeros((len(paths), 0), np.float32)
             return Predictions.from_probabilities(list(paths), [], probs)
         assert self._table is not None
         rows = self._table.rows(paths) if rows is None else rows
         adapter = self._adapter
-        features = self._table.features(rows, adapter.feature_kind(), adapter.query_features)
-        probs = adapter.predict_proba(self._table.vectors(rows), features)
+        kind = adapter.feature_kind()
+        features = self._table.features(rows, kind, adapter.query_features)
+        inverse_norms = features if kind == "inverse-norm" else None
+        x = self._table.vectors(rows)
+        state = self._open_set()
+        if self._refines():
+            from fewshot_gui.adapters.transductive import predict
+
+            refined = state.refined(len(self._labeled), self._folder_sample)
+            probs, unknown = predict(x, inverse_norms, refined, state.scorer)
+        else:
+            from fewshot_gui.adapters.open_set import cosine_to_prototypes
+
+            probs = adapter.predict_proba(x, features)
+            unknown = state.scorer.scores(cosine_to_prototypes(x, inverse_norms, state.protos))
         return Predictions.from_probabilities(
-            list(paths), list(self._adapter.classes), probs, self.unknown_threshold
+            list(paths), list(adapter.classes), probs, self.unknown_threshold, unknown
         )
+
+    def _open_set(self) -> Any:
+        """The unknown scorer (and refinement cache) of the current support set."""
+        if self._open is None:
+            from fewshot_gui.adapters.transductive import SupportState
+
+            paths = [p for p, _ in self._support]
+            self._open = SupportState.fit(
+                self._vectors(paths), [c for _, c in self._support], self.classes, self.encoder_name
+            )
+        return self._open
+
+    def _folder_sample(self) -> np.ndarray:
+        """Embeddings of at most :data:`~fewshot_gui.adapters.transductive.SAMPLE` labeled images
+        (a fixed-seed sample), for refining the prototypes."""
+        from fewshot_gui.adapters.transductive import sample_rows
+
+        assert self._table is not None
+        if self._labeled_rows is None:
+            self._labeled_rows = self._table.rows(self._labeled)
+        rows = self._labeled_rows
+        vectors = self._table.vectors(rows)
+        return vectors[sample_rows(len(vectors))]
+
+    def _refines(self) -> bool:
+        """Prototypes are refined on the folder: :attr:`transductive` and a metric adapter (or
+        ``auto`` using one); other methods label as they are."""
+        if not self.transductive or self._adapter is None:
+            return False
+        adapter = getattr(self._adapter, "adapter", None) or self._adapter
+        return getattr(adapter, "family", "") == "metric"
 
     def predictions(self) -> Predictions:
         """Current predictions for every labeled image (from cached embeddings, no model call)."""

@@ -53,11 +53,12 @@ def test_label_bad_folder_completes_and_changes_nothing(tmp_path, support, capsy
         assert rows[path]["error"].startswith("not an image format") and rows[path]["label"] == ""
     with open(out, encoding="utf-8") as handle:
         header = next(csv.reader(handle))
-    assert header == ["path", "label", "confidence", "error", "blues", "reds"]
+    assert header == ["path", "label", "confidence", "error", "blues", "reds", "unknown_score"]
     for path in bad.valid:
         row = rows[str(path)]
         assert row["error"] == "" and row["label"] in ("reds", "blues"), row
         assert 0 < float(row["confidence"]) <= 1
+        assert 0 <= float(row["unknown_score"]) <= 1  # always written for a labeled image
     for path, reason in bad.invalid.items():
         row = rows[str(path)]
         assert reason.lower() in row["error"].lower(), (path, row["error"])

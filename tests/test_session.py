@@ -113,10 +113,12 @@ def test_cancel_by_closing_the_generator(tmp_path, data):
 def test_unknown_threshold_and_unusable_support(tmp_path, data):
     support, images = data
     session = LabelingSession(
-        encoder="conv4", device="cpu", cache_dir=tmp_path / "c", unknown_threshold=0.999
+        encoder="conv4", device="cpu", cache_dir=tmp_path / "c", unknown_threshold=0.5
     )
     _run(session, support, images)
-    assert "unknown" in session.predictions().labels
+    got = session.predictions()
+    assert len(got.unknown_scores) == len(got.paths)  # an unknown score for every image
+    assert [lab == "unknown" for lab in got.labels] == (got.unknown_scores > 0.5).tolist()
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     bad = LabelingSession(encoder="conv4", device="cpu", cache_dir=tmp_path / "c")
@@ -131,8 +133,12 @@ def test_cached_query_features_follow_changed_files_and_corrections(tmp_path, da
     """Predictions from the per-image cached features equal a computation from scratch, after a
     file changed in place (its row re-embedded in the same session) and after corrections."""
     support, images = data
-    session = LabelingSession(
-        encoder="conv4", method=method, device="cpu", cache_dir=tmp_path / "cache"
+    session = LabelingSession(  # the adapter's own predictions: no refinement on the folder
+        encoder="conv4",
+        method=method,
+        device="cpu",
+        cache_dir=tmp_path / "cache",
+        transductive=False,
     )
     _run(session, support, images)
     changed = images / "red_01.png"

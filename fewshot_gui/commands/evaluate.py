@@ -56,6 +56,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "episode whose examples do not look like the tuning domain uses the base features, as "
         "labeling does)",
     )
+    _configure_folder_like(parser)
+
+
+def _configure_folder_like(parser: argparse.ArgumentParser) -> None:
+    """Transductive refinement and episodes like real folders (issue 15.3)."""
+    add = parser.add_argument
+    add(
+        "--transductive",
+        action="store_true",
+        help="refine the prototypes on the episode's queries (metric family), as labeling does",
+    )
+    add(
+        "--imbalance",
+        type=float,
+        default=1.0,
+        metavar="R",
+        help="query counts per class differ by up to the ratio R (default 1: balanced)",
+    )
+    add(
+        "--distractors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N query images of classes outside the episode (in no accuracy)",
+    )
+    add(
+        "--max-per-class",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use the first N images of each class",
+    )
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -105,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         cache_dir=args.cache_dir,
         route=not args.no_route,
+        transductive=args.transductive,
+        imbalance=args.imbalance,
+        distractors=args.distractors,
+        max_per_class=args.max_per_class,
     )
     progress = ProgressLine(sys.stderr, unit="img", lines=True)
     progress.enabled = progress.enabled and not args.quiet
@@ -125,6 +161,16 @@ def run(args: argparse.Namespace) -> int:
             f"{result['shot']}-shot accuracy {result['accuracy']:.2%} ± {result['ci95']:.2%} "
             f"(95% interval, {result['episodes']} episodes), ECE {result['ece']:.3f}"
         )
+        if (
+            result.get("transductive")
+            or result.get("imbalance", 1) > 1
+            or result.get("distractors")
+        ):
+            refined = "prototypes refined on the queries" if result["transductive"] else "inductive"
+            print(
+                f"episodes: class sizes up to {result['imbalance']:g}x apart, "
+                f"{result['distractors']} distractors; {refined}"
+            )
         print(f"classes: {result['classes']}: {_names(result)}")
         if result.get("episodes_on_base_features") is not None:
             print(

@@ -41,10 +41,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--unknown-threshold",
         type=_threshold,
         default=None,
-        metavar="auto|S",
+        metavar="auto|S|off",
         help="label 'unknown' when the image's unknown_score is above S (0-1); auto: chosen from "
-        "the examples so that about 95%% of images of your classes keep their label (off by "
-        "default)",
+        "the examples so that about 95%% of images of your classes keep their label; off: never "
+        "(default 0.999: only images clearly far from every class)",
     )
     parser.add_argument(
         "--transductive",
@@ -83,11 +83,12 @@ def _configure_engine(parser: argparse.ArgumentParser) -> None:
 
 
 def _threshold(text: str) -> float | str:
-    """``auto`` or a score in [0, 1] (argparse type)."""
+    """``auto``, ``off`` or a score in [0, 1] (argparse type)."""
     from fewshot_gui.adapters.open_set import resolve_threshold
 
+    word = text.strip().lower()
     try:
-        return "auto" if text.strip().lower() == "auto" else float(resolve_threshold(text) or 0.0)
+        return word if word in ("auto", "off") else float(resolve_threshold(text) or 0.0)
     except ValueError:
         message = f"expected auto or a number in [0, 1], not {text!r}"
         raise argparse.ArgumentTypeError(message) from None

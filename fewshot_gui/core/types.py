@@ -9,6 +9,9 @@ import numpy as np
 
 UNKNOWN = "unknown"
 """Label given to an image whose best class probability is below the unknown threshold."""
+LIKELY_UNKNOWN = 0.95
+"""Unknown score above which an image is "likely unknown" (``--unknown-threshold auto``: about
+95 % of images of known classes score below it; see :mod:`fewshot_gui.adapters.open_set`)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -56,7 +59,9 @@ class Predictions:
     """Predictions for a set of images, numpy only.
 
     ``probabilities`` is ``(N, C)`` over ``classes``; ``labels[i]`` is a class name or
-    :data:`UNKNOWN`; ``confidences[i]`` is the top probability.
+    :data:`UNKNOWN`; ``confidences[i]`` is the top probability; ``unknown_scores[i]`` in [0, 1]
+    says how unlike every class image ``i`` is (distance-based, see
+    :mod:`fewshot_gui.adapters.open_set`; empty when not computed).
     """
 
     paths: list[str]
@@ -64,6 +69,7 @@ class Predictions:
     probabilities: np.ndarray
     labels: list[str] = field(default_factory=list)
     confidences: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    unknown_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @classmethod
     def from_probabilities(
@@ -72,18 +78,27 @@ class Predictions:
         classes: list[str],
         probabilities: np.ndarray,
         unknown_threshold: float | None = None,
+        unknown_scores: np.ndarray | None = None,
     ) -> Predictions:
+        """Top class per row. ``unknown_threshold``: with ``unknown_scores`` (N,), label
+        :data:`UNKNOWN` where the score is above it; without, where the top probability is below
+        it."""
         probabilities = np.asarray(probabilities, dtype=np.float32).reshape(
             len(paths), len(classes)
         )
+        scores = np.zeros(0, np.float32)
+        if unknown_scores is not None:
+            scores = np.asarray(unknown_scores, np.float32).reshape(len(paths))
         if len(paths) == 0:
-            return cls(paths, classes, probabilities, [], np.zeros(0, np.float32))
+            return cls(paths, classes, probabilities, [], np.zeros(0, np.float32), scores)
         best = probabilities.argmax(axis=1)
         confidences = probabilities[np.arange(len(paths)), best]
         labels = [classes[b] for b in best]
         if unknown_threshold is not None:
-            labels = [
-                UNKNOWN if c < unknown_threshold else lab
-                for lab, c in zip(labels, confidences, strict=True)
-            ]
-        return cls(paths, classes, probabilities, labels, confidences)
+            if unknown_scores is not None:
+                unknown = scores > unknown_threshold
+            else:
+                unknown = confidences < unknown_threshold
+            if unknown.any():
+                labels = [UNKNOWN if u else lab for lab, u in zip(labels, unknown, strict=True)]
+        return cls(paths, classes, probabilities, labels, confidences, scores)

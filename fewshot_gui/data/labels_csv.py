@@ -2,7 +2,9 @@
 ``fewshot-gui label`` and the app's export write and ``fewshot-gui export`` reads.
 
 CSV columns: ``path, label, confidence, error`` (empty when the file was fine), then ``source``
-(``model`` / ``user``) when the writer knows it, then one probability column per class. Class names,
+(``model`` / ``user``) when the writer knows it, then one probability column per class, then
+``unknown_score`` (always written; empty when not computed: how unlike every class the image is,
+see :mod:`fewshot_gui.adapters.open_set`). Class names,
 labels and reasons pass through :func:`~fewshot_gui.core.csvcells.safe_cell` (the reader unescapes);
 paths are written as given (absolute, from the folder scan). A ``.json`` path gets a list of objects
 with the same fields instead. Written atomically (``core/atomic.py``); file names that are not valid
@@ -16,7 +18,7 @@ import io
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fewshot_gui.core.atomic import atomic_open, atomic_write_text
@@ -25,6 +27,7 @@ from fewshot_gui.core.errors import UsageError
 
 BASE_COLUMNS = ("path", "label", "confidence", "error")
 SOURCE_COLUMN = "source"
+UNKNOWN_COLUMN = "unknown_score"
 SOURCES = ("model", "user")
 _TEXT = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}
 
@@ -33,7 +36,7 @@ _TEXT = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}
 class LabelRow:
     """One image's label. ``source`` is ``model`` or ``user``; ``error`` (non-empty) means the image
     could not be labeled and ``label``/``confidence`` are empty; ``probabilities`` follow the
-    table's classes (empty when unknown)."""
+    table's classes (empty when unknown); ``unknown_score`` in [0, 1] (None: not computed)."""
 
     path: str
     label: str
@@ -41,6 +44,7 @@ class LabelRow:
     source: str = "model"
     error: str = ""
     probabilities: tuple[float, ...] = ()
+    unknown_score: float | None = None
 
 
 @dataclass
@@ -74,11 +78,13 @@ def write_labels(
     with atomic_open(target, "w", **_TEXT) as handle:
         writer = csv.writer(handle)
         extra = [SOURCE_COLUMN] if source else []
-        writer.writerow([*BASE_COLUMNS, *extra, *(safe_cell(c) for c in classes)])
+        header = [*BASE_COLUMNS, *extra, *(safe_cell(c) for c in classes), UNKNOWN_COLUMN]
+        writer.writerow(header)
         for r in rows:
             probs = [_number(p) for p in r.probabilities] or [""] * len(classes)
             cells = [r.path, safe_cell(r.label), _number(r.confidence), safe_cell(r.error)]
-            writer.writerow([*cells, *([r.source] if source else []), *probs])
+            unknown = _number(r.unknown_score)
+            writer.writerow([*cells, *([r.source] if source else []), *probs, unknown])
     return target
 
 
@@ -93,6 +99,7 @@ def _json_text(rows: Iterable[LabelRow], classes: Sequence[str], source: bool) -
             item["error"] = r.error
         if classes and r.probabilities:
             item["probabilities"] = dict(zip(classes, map(float, r.probabilities), strict=True))
+        item[UNKNOWN_COLUMN] = None if r.unknown_score is None else round(r.unknown_score, 6)
         data.append(item)
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
 
@@ -124,7 +131,7 @@ def read_labels(path: str | os.PathLike[str]) -> LabelsTable:
 
 
 def _with_path(row: LabelRow, path: str) -> LabelRow:
-    return LabelRow(path, row.label, row.confidence, row.source, row.error, row.probabilities)
+    return replace(row, path=path)
 
 
 def _float(cell: str) -> float | None:
@@ -136,6 +143,7 @@ def _read_csv(text: str) -> LabelsTable | None:
     if not lines or lines[0][:2] != ["path", "label"]:
         return None
     header = lines[0]
+    end = len(header) - 1 if len(header) > 2 and header[-1] == UNKNOWN_COLUMN else len(header)
     known = [c for c in BASE_COLUMNS if c in header]
     first_class = len(known)
     has_source = len(header) > first_class and header[first_class] == SOURCE_COLUMN
@@ -147,11 +155,11 @@ def _read_csv(text: str) -> LabelsTable | None:
     else:
         has_source = False
     col = {name: header.index(name) for name in known}
-    classes = [unescape_cell(c) for c in header[first_class:]]
+    classes = [unescape_cell(c) for c in header[first_class:end]]
     rows = []
     for cells in body:
         cells = cells + [""] * (len(header) - len(cells))
-        probs = tuple(_float(c) for c in cells[first_class : len(header)])
+        probs = tuple(_float(c) for c in cells[first_class:end])
         rows.append(
             LabelRow(
                 cells[col["path"]],
@@ -160,6 +168,7 @@ def _read_csv(text: str) -> LabelsTable | None:
                 cells[first_class - 1] if has_source else "model",
                 unescape_cell(cells[col["error"]]) if "error" in col else "",
                 probs if None not in probs else (),  # type: ignore[arg-type]
+                _float(cells[end]) if end < len(header) else None,
             )
         )
     return LabelsTable(classes, rows)
@@ -185,6 +194,7 @@ def _read_json(text: str) -> LabelsTable | None:
                 str(d.get("source", "model")),
                 str(d.get("error", "")),
                 tuple(float(probs[c]) for c in classes) if probs else (),
+                None if d.get(UNKNOWN_COLUMN) is None else float(d[UNKNOWN_COLUMN]),
             )
         )
     return LabelsTable(classes, rows)

@@ -14,6 +14,11 @@ Which classes (``split="auto"``, :func:`choose_classes`): the checkpoint's valid
 the data set holds them all (its own data set); else the data set's classes the checkpoint was not
 trained on, which for a data set it never saw is all of them. The result says which were used.
 
+``transductive``: the metric family's prototypes are refined on the episode's queries
+(:mod:`fewshot_gui.adapters.transductive`, as labeling does); ``imbalance`` / ``distractors`` draw
+episodes like real folders (:mod:`fewshot_gui.training.open_episodes`; the same episodes with and
+without refinement), accuracy counting the queries of the episode's classes only.
+
 Progress: :func:`evaluate` yields :class:`Progress` while it embeds (stage ``"embedding"``, images;
 cached images count as done) and per episode (stage ``"episodes"``), each with its own rate and
 ETA.
@@ -37,6 +42,7 @@ from fewshot_gui.data.episodes import ClassFolderDataset, EpisodeSampler, ImageS
 from fewshot_gui.encoders.domain_gate import DomainGate
 from fewshot_gui.training.meta_train import mean_ci95
 from fewshot_gui.training.methods import EpisodeModel
+from fewshot_gui.training.open_episodes import limit_images, open_episode
 
 ECE_BINS = 15
 
@@ -60,6 +66,10 @@ class EvalConfig:
     use_cache: bool = True  # embeddings through the on-disk cache (repeat evaluations are fast)
     cache_dir: str | None = None
     route: bool = True  # follow the checkpoint's domain gate per episode, as labeling does
+    transductive: bool = False  # refine the prototypes on the episode's queries (metric family)
+    imbalance: float = 1.0  # query counts per class differ by up to this ratio
+    distractors: int = 0  # query images of classes outside the episode (label -1)
+    max_per_class: int | None = None  # use only the first N images of each class
 
 
 def expected_calibration_error(
@@ -239,12 +249,15 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
     if os.path.realpath(str(metadata.get("dataset", ""))) != os.path.realpath(config.data_dir):
         depth = "auto"
     dataset, source = choose_classes(config, metadata, ClassFolderDataset(config.data_dir, depth))
+    if config.max_per_class:
+        dataset = limit_images(dataset, config.max_per_class)
     if dataset.num_classes < config.way:
         raise UsageError(
             f"{config.way}-way episodes need {config.way} classes; {source} of "
             f"{config.data_dir} give {dataset.num_classes}"
         )
     sampler = EpisodeSampler(dataset, config.way, config.shot, config.query, config.seed)
+    folder_like = config.imbalance > 1 or config.distractors > 0
     store = ImageStore(
         dataset,
         loaded.spec.preprocessing,
@@ -298,12 +311,24 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
     episodes_started = time.perf_counter()
     for index in range(config.episodes):
         episode = sampler.episode(index)
+        if folder_like:
+            episode = open_episode(
+                dataset,
+                index,
+                config.way,
+                config.shot,
+                config.query,
+                config.imbalance,
+                config.distractors,
+                config.seed,
+            )
         names = [dataset.classes[c] for c in episode.classes]
         if model is not None:
             probs = _model_probs(model, store, dataset, episode, embeddings, row, plan)
         else:
             assert embeddings is not None
             features, state = embeddings, loaded.adapter_state
+            encoder_name = str(config.encoder)
             support_rows = row[dataset.item_image[episode.support]]
             if (
                 base_embeddings is not None
@@ -311,12 +336,16 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
                 and not gate.in_domain(base_embeddings[support_rows])
             ):
                 features, state, routed = base_embeddings, None, routed + 1
+                encoder_name = gate.base
             support = features[row[dataset.item_image[episode.support]]]
             query = features[row[dataset.item_image[episode.query]]]
             adapter = create_adapter(config.method, state=state, **adapter_options)
             adapter.fit(support, [names[y] for y in episode.support_y])
             order = [adapter.classes.index(n) for n in names]
-            if per_query:
+            if config.transductive and _refinable(adapter):
+                probs = _refined_probs(adapter, support, query, encoder_name)
+                checked = True  # by design not one query at a time
+            elif per_query:
                 probs = np.concatenate([adapter.predict_proba(q[None]) for q in query])
             else:
                 probs = adapter.predict_proba(query)
@@ -325,8 +354,10 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
                 per_query = not np.allclose(alone, probs, atol=1e-4)
                 probs, checked = alone, True
             probs = probs[:, order]
+        known = episode.query_y >= 0  # distractors belong to no class of the episode
+        probs = probs[known]
         predicted = probs.argmax(1)
-        hits = predicted == episode.query_y
+        hits = predicted == episode.query_y[known]
         accuracies.append(float(hits.mean()))
         confidences.append(probs.max(1))
         correct.append(hits)
@@ -355,10 +386,31 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
         ),
         "queries_predicted_alone": bool(per_query or model is not None),
         "episodes_on_base_features": routed if gate is not None else None,
+        "transductive": config.transductive,
+        "imbalance": config.imbalance,
+        "distractors": config.distractors,
         "seed": config.seed,
         "device": plan.name,
         "wall_s": round(time.perf_counter() - started, 2),
     }
+
+
+def _refinable(adapter: Any) -> bool:
+    """The metric family (or ``auto`` using it): its prototypes can be refined."""
+    inner = getattr(adapter, "adapter", None) or adapter
+    return getattr(inner, "family", "") == "metric"
+
+
+def _refined_probs(
+    adapter: Any, support: np.ndarray, query: np.ndarray, encoder: str
+) -> np.ndarray:
+    """Query probabilities ``(Q, C)`` in ``adapter.classes`` order, prototypes refined on the
+    queries with their unknown scores, as the labeling session does."""
+    from fewshot_gui.adapters.transductive import SupportState, predict
+
+    state = SupportState.fit(support, adapter.support_labels, adapter.classes, encoder)
+    probs, _ = predict(query, None, state.refined(len(query), lambda: query), None)
+    return probs
 
 
 def _model_probs(model, store, dataset, episode, embeddings, row, plan) -> np.ndarray:

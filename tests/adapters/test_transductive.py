@@ -1,0 +1,79 @@
+"""Transductive prototype refinement on synthetic clusters: it helps a 1-shot task, and an
+imbalanced folder full of clutter does not make it worse than the examples alone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fewshot_gui.adapters.open_set import Prior, UnknownScorer, cosine_to_prototypes, unit
+from fewshot_gui.adapters.transductive import SupportState, predict, refine, sample_rows
+
+DIM = 64
+
+
+def task(rng, sizes, noise=1.5, clutter=0, shot=1):
+    """Classes of ``sizes`` folder images each (plus ``shot`` examples), and ``clutter`` images of
+    no class: ``(support, support ids, folder, folder ids (-1: clutter))``."""
+    centres = unit(rng.normal(size=(len(sizes), DIM)))
+
+    def draw(c: int, n: int) -> np.ndarray:
+        return centres[c] + noise * rng.normal(size=(n, DIM)) / np.sqrt(DIM)
+
+    support = np.concatenate([draw(c, shot) for c in range(len(sizes))])
+    sy = np.repeat(np.arange(len(sizes)), shot)
+    folder = np.concatenate([draw(c, n) for c, n in enumerate(sizes)])
+    fy = np.repeat(np.arange(len(sizes)), sizes)
+    if clutter:
+        folder = np.concatenate([folder, rng.normal(size=(clutter, DIM)) / np.sqrt(DIM) * 1.5])
+        fy = np.concatenate([fy, np.full(clutter, -1)])
+    return support.astype(np.float32), sy, folder.astype(np.float32), fy
+
+
+def accuracies(rng, sizes, clutter=0, episodes=40):
+    """Mean accuracy on the folder's known images: examples' prototypes vs refined."""
+    plain, refined = [], []
+    for _ in range(episodes):
+        support, sy, folder, fy = task(rng, sizes, clutter=clutter)
+        state = SupportState.fit(
+            support, [str(v) for v in sy], [str(c) for c in range(len(sizes))], None
+        )
+        known = fy >= 0
+        base = cosine_to_prototypes(folder, None, state.protos).argmax(1)
+        plain.append((base[known] == fy[known]).mean())
+        probs, unknown = predict(
+            folder, None, state.refined(len(folder), lambda f=folder: f), state.scorer
+        )
+        refined.append((probs.argmax(1)[known] == fy[known]).mean())
+        assert unknown is not None and unknown.shape == (len(folder),)
+    return float(np.mean(plain)), float(np.mean(refined))
+
+
+def test_refinement_helps_a_balanced_one_shot_task():
+    plain, refined = accuracies(np.random.default_rng(0), [30] * 5)
+    assert refined > plain + 0.03
+
+
+def test_refinement_does_not_hurt_an_imbalanced_folder_with_clutter():
+    plain, refined = accuracies(np.random.default_rng(1), [60, 30, 12, 6, 3], clutter=60)
+    assert refined >= plain - 0.005
+
+
+def test_clutter_does_not_pull_prototypes():
+    """Clutter far from every class barely moves the prototypes: with or without it, the refined
+    prototypes are nearly the same."""
+    rng = np.random.default_rng(2)
+    support, sy, folder, _ = task(rng, [20] * 4, noise=1.0)
+    far = unit(rng.normal(size=(200, DIM))).astype(np.float32)
+    scorer = UnknownScorer.fit(support, sy, Prior(0.5, 0.1, 1.0))
+    mixed = np.concatenate([folder, far])
+    known = 1 - scorer.scores(cosine_to_prototypes(mixed, None, scorer.protos))
+    center = unit(folder).mean(0)
+    clean = refine(support, sy, 4, folder, center=center).protos
+    dirty = refine(support, sy, 4, mixed, known, center=center).protos
+    assert float((clean * dirty).sum(1).min()) > 0.95
+
+
+def test_sample_rows_is_fixed_and_bounded():
+    assert sample_rows(10, 100).tolist() == list(range(10))
+    a, b = sample_rows(5000, 64), sample_rows(5000, 64)
+    assert len(a) == 64 and (a == b).all() and (np.diff(a) > 0).all()
