@@ -43,7 +43,7 @@ from fewshot_gui.adapters.open_set import UnknownScorer, cosine_to_prototypes, p
 ITERATIONS = 4
 CAP = 8.0
 """Most unlabeled mass (in examples) one class's prototype takes from the folder."""
-SAMPLE = 1024
+SAMPLE = 512
 """Folder images the iterations run on (a fixed random sample of larger folders)."""
 ENABLED_BY_DEFAULT = True
 """Whether ``label`` and the app refine (decided by measurement: see the issue 15 note)."""
@@ -199,9 +199,9 @@ class SupportState:
         folder's size changed since the last call."""
         if self._refined is None or folder_size != self._refined_for:
             with single_thread():  # small ops: thread wake-ups would dominate (adapters/base.py)
-                folder = sample()
+                folder = unit(sample())
                 center = self.center(folder)
-                known = 1.0 - self.scorer.scores(unit(folder) @ self.scorer.protos.T)
+                known = 1.0 - self.scorer.scores(folder @ self.scorer.protos.T)
                 scale = fitted_scale(self.support, self.y, self.n_way, center)
                 self._refined = refine(
                     self.support, self.y, self.n_way, folder, known, scale=scale, center=center
