@@ -6,13 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from imagefactory import make_image
+from test_evaluate import checkpoint  # noqa: F401  (the fixture: a small Conv-4 checkpoint)
 
 from fewshot_gui.data.episodes import ClassFolderDataset
-from fewshot_gui.data.preprocess import Preprocessing
-from fewshot_gui.encoders.backbones import build_backbone
-from fewshot_gui.encoders.checkpoint import save_checkpoint
 from fewshot_gui.training.evaluate import EvalConfig, run_evaluation
 from fewshot_gui.training.open_episodes import limit_images, open_episode
 
@@ -37,18 +34,7 @@ def test_open_episodes_are_imbalanced_with_distractors_and_repeatable(tmp_path: 
     assert (again.query == episode.query).all()
 
 
-def test_evaluate_with_and_without_refinement(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model = build_backbone("conv4", in_channels=3, image_size=16)
-    checkpoint = save_checkpoint(
-        tmp_path / "small.pt",
-        arch_name="conv4",
-        arch_kwargs={"in_channels": 3, "image_size": 16},
-        preprocessing=Preprocessing(resize=16, crop=16, interpolation="bilinear"),
-        embed_dim=int(model.embed_dim),
-        encoder_state=model.state_dict(),
-        metadata={},
-    )
+def test_evaluate_with_and_without_refinement(tmp_path: Path, checkpoint: Path) -> None:  # noqa: F811
     root = _folder(tmp_path / "data")
     results = {}
     for transductive in (False, True):
