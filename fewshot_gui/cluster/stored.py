@@ -77,8 +77,11 @@ class StoredSession(LabelingSession):
         path = str(path)
         if not self._embedded(path):
             raise UsageError(f"cannot use {path} as an example: it has no stored embedding")
+        # as LabelingSession.add_example, without its file check (record_for): only the stored
+        # embedding is used, so the file need not be on this machine
         self._drop_support(path)
         self._support.append((path, str(label)))
+        self._open = None  # the session's open-set state follows its support set
         if self._adapter is None:
             self._fit()
         else:

@@ -12,6 +12,7 @@ sample. A result stored without embeddings can be browsed and exported, not corr
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,12 +44,14 @@ class ResultController(QObject):
     """Opens result folders into the app (``app``: the :class:`AppController`)."""
 
     opened = Signal(str, float)  # folder, seconds until the grid showed every row
+    _read_done = Signal(str, object, float)  # from the reading thread: queued to the GUI thread
 
     def __init__(self, app: Any, reset: Callable[[], None]) -> None:
         super().__init__(app)
         self.app = app
         self._reset = reset
         self.folder = ""
+        self._read_done.connect(self._show)
 
     def ask_open(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.app.window, "Open a labeling result")
@@ -56,15 +59,41 @@ class ResultController(QObject):
             self.open(folder)
 
     def open(self, folder: str) -> bool:
-        """Show the result in ``folder``; any problem is one plain message."""
-        from fewshot_gui.cluster.result import LabelingResult
+        """Start showing the result in ``folder`` (False, with one plain message, when it is not
+        a result). Its rows are read in a thread (pyarrow; seconds for a million rows) while the
+        window stays responsive; :attr:`opened` says when the grid holds them."""
+        from fewshot_gui.cluster.shards import ResultFolder
 
-        start = time.perf_counter()
         try:
-            result = LabelingResult.open(folder)
+            info = ResultFolder(folder).info()
         except (FewShotError, OSError) as error:
             self.app.show_error(str(error))
             return False
+        if info is None:
+            self.app.show_error(f"{folder} is not a labeling result (no run.json)")
+            return False
+        self.app.window.status.setText(f"Opening the result {folder}…")
+        started = time.perf_counter()
+        threading.Thread(
+            target=self._read, args=(folder, started), name="open-result", daemon=True
+        ).start()
+        return True
+
+    def _read(self, folder: str, started: float) -> None:
+        """In a thread: read the result; hand it to the GUI thread (a queued signal)."""
+        from fewshot_gui.cluster.result import LabelingResult
+
+        try:
+            result = LabelingResult.open(folder)
+            self._read_done.emit(folder, (result, result.predictions(), result.failures()), started)
+        except (FewShotError, OSError) as error:
+            self._read_done.emit(folder, str(error), started)
+
+    def _show(self, folder: str, read: Any, started: float) -> None:
+        if isinstance(read, str):
+            self.app.show_error(read)
+            return
+        result, predictions, failures = read
         app, window = self.app, self.app.window
         self._reset()
         window.undo_stack.clear()
@@ -72,20 +101,17 @@ class ResultController(QObject):
         app.state.load(project_of(result.info))
         window.controls.apply_settings({"method": result.info.method, "folder": ""})
         app.project.path = None
-        window.grid.model.update_predictions(result.predictions())
-        failures = result.failures()
+        window.grid.model.update_predictions(predictions)
         if failures:
             window.failed.add(failures)
             window.grid.model.add_failures(failures)
         self.folder = os.path.abspath(folder)
-        seconds = time.perf_counter() - start
         note = "" if result.info.embeddings else " (no stored embeddings: corrections need them)"
         window.status.setText(f"Opened the result {folder}: {len(result):,} files{note}.")
         if result.info.embeddings:
             app.session_options[RESULT_OPTION] = self.folder
             app.worker.start(app.session_settings(), app.state.support(), "", False)
-        self.opened.emit(self.folder, seconds)
-        return True
+        self.opened.emit(self.folder, time.perf_counter() - started)
 
     def forget(self) -> None:
         """Another project replaces the result: sessions are built from folders again."""

@@ -75,7 +75,8 @@ def test_open_a_result_correct_it_and_export(app, qtbot, tmp_path):
 
     result = _write_result(tmp_path / "result")
     with qtbot.waitSignal(app.jobDone, timeout=120000) as done:
-        assert app.results.open(str(tmp_path / "result"))
+        with qtbot.waitSignal(app.results.opened, timeout=60000):
+            assert app.results.open(str(tmp_path / "result"))  # read in a thread
         review = app.review  # every row is in the grid before the worker has done anything
         assert sorted(review.paths) == sorted(result.paths)
         assert sorted(review.failed) == sorted(
