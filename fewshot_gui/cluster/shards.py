@@ -42,7 +42,9 @@ RUN_FILE = "run.json"
 SUPPORT_FILE = "support.npz"
 ADAPTER_FILE = "adapter_state.pt"
 CSV_FILE = "labels.csv"
-UNKNOWN_SCORE_NOTE = "not computed: the engine has no open-set score yet (issue 15); NaN"
+UNKNOWN_SCORE_NOTE = (
+    "the labeling session's open-set score (fewshot_gui/adapters/open_set.py); NaN for failed files"
+)
 
 
 @dataclass
