@@ -160,6 +160,7 @@ def _pipeline(paths: list[str], session: Any, args: argparse.Namespace, plan: di
         max_pixels=session.max_pixels,
         unknown_threshold=session.unknown_threshold,
         embeddings=args.embeddings,
+        batch=plan["batch"],
     )
     support = session.support
     fitted = (session._adapter, support, session._vectors([p for p, _ in support]))

@@ -10,6 +10,7 @@ into result rows.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ class ActorSpec:
     max_pixels: int | None
     unknown_threshold: float | None
     embeddings: bool  # also output the fp16 embeddings
+    batch: int = 32  # images per call (the map_batches batch size)
 
 
 def decode_batch(
@@ -72,6 +74,8 @@ class LabelActor:
 
         if spec.device == "cpu":
             torch.set_num_threads(max(1, spec.threads))
+        # images arrive decoded (by the tasks ahead): no device decoding, no reader processes
+        os.environ["FEWSHOT_GPU_DECODE"] = os.environ["FEWSHOT_READER_PROCESSES"] = "0"
         self.spec = spec
         adapter, support, self.support_vectors = ray.get(fitted_box[0])
         self.session = LabelingSession(
@@ -85,6 +89,9 @@ class LabelActor:
         if hasattr(self.session, "transductive"):
             self.session.transductive = False  # a batch is not the folder: see the driver's pass 2
         self.session.load()
+        # on CUDA the session pads each call to its batch limit (one input shape for cuDNN): the
+        # limit is this pool's batch size, so no call is padded beyond what arrives
+        self.session._forward_limit = spec.batch
         self.session._adapter, self.session._support = adapter, list(support)
         self.support_paths = [p for p, _ in support]
         self.classes = list(adapter.classes)
