@@ -258,8 +258,9 @@ class AppController(QObject):
     def stop(self) -> None:
         """Stop labeling. The window shows it at once; the worker ends within one small piece
         of work (a few images through the model) and then reports the job as cancelled."""
+        in_flight = self.running or self.window.controls.stop_button.isEnabled()
         self.worker.cancel()
-        if self.running:
+        if in_flight:  # a job the window may not have heard start yet (its signal is queued)
             self.window.controls.set_running(False)
             self.window.status.setText("Stopping…")
 
