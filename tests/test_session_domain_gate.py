@@ -72,8 +72,12 @@ def test_session_keeps_tuned_features_in_domain_and_switches_to_base_outside(tmp
     list(outside.set_support(support))
     assert outside.encoder_name == "conv4"
     assert any("plain ImageNet features (conv4)" in w for w in outside.take_warnings())
+    assert inside.transductive and not outside.transductive  # refinement only in the domain
+    asked = LabelingSession(str(ckpt), device="cpu", use_cache=False, transductive=True)
+    list(asked.set_support(support))
+    assert asked.encoder_name == "conv4" and asked.transductive  # the user's choice stands
     list(outside.label(images))
-    plain = LabelingSession("conv4", device="cpu", use_cache=False)
+    plain = LabelingSession("conv4", device="cpu", use_cache=False, transductive=False)
     list(plain.set_support(support))
     list(plain.label(images))
     # after the switch the folder is labeled exactly as the base encoder labels it

@@ -78,6 +78,23 @@ def test_terminal_gets_a_bar_per_stage(clock) -> None:
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "openpty"), reason="needs a pseudo-terminal")
+def _read_all(fd: int) -> str:
+    """Everything written to a pty so far (one read may return only part of it)."""
+    import os
+    import select
+
+    chunks = []
+    while select.select([fd], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the other end is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
 def test_a_terminal_that_reports_no_size_still_gets_its_bar(clock) -> None:
     import os
 
@@ -88,7 +105,7 @@ def test_a_terminal_that_reports_no_size_still_gets_its_bar(clock) -> None:
             assert display.bars  # a terminal
             _run(display, clock, 10, 0.5, "labeling")
             display.close()
-        text = os.read(master, 65536).decode(errors="replace")
+        text = _read_all(master)
     finally:
         os.close(master)
     assert "labeling: 100%" in text and "10/10" in text

@@ -162,6 +162,8 @@ def test_stop_ends_a_job_in_the_middle_of_a_batch(make_app, qtbot, colour_images
     _setup(app, support, tmp_path / "folder")
     app.start()
     qtbot.waitUntil(lambda: bool(sessions) and sessions[-1].in_batch.is_set(), timeout=10000)
+    # the window hears of the job through a queued signal: a user can press Stop once it shows
+    qtbot.waitUntil(app.window.controls.stop_button.isEnabled, timeout=10000)
     with qtbot.waitSignal(app.jobDone, timeout=10000) as done:
         app.window.controls.stop_button.click()
         assert app.window.controls.start_button.isEnabled()  # the window answers at once
