@@ -96,19 +96,12 @@ def test_usage_errors_for_bad_roots(tmp_path: Path) -> None:
         scan_class_folders(tmp_path / "file.png")
 
 
-def test_unreadable_root_and_subfolder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("locked")
+def test_unreadable_root_and_subfolder(tmp_path: Path) -> None:
     (tmp_path / "ok").mkdir()
     (tmp_path / "ok" / "a.png").write_bytes(b"x")
     (tmp_path / "locked").mkdir()
     (tmp_path / "locked" / "b.png").write_bytes(b"x")
-    real_scandir = os.scandir
-
-    def scandir(path):
-        if os.fspath(path).endswith("locked"):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
     assert _names(scan_folder(tmp_path), tmp_path) == ["ok/a.png"]
     with pytest.raises(UsageError, match="permission denied"):
         scan_folder(tmp_path / "locked")

@@ -13,19 +13,6 @@ from fewshot_gui.data.folder import scan, scan_classes, scan_folder
 needs_posix = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and links: POSIX")
 
 
-@pytest.fixture
-def locked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A folder named ``locked`` cannot be listed (as a chmod 000 folder for a normal user)."""
-    real_scandir = os.scandir
-
-    def scandir(path):
-        if os.fspath(path).endswith("locked"):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
-
-
 def _reasons(found, root: Path) -> dict[str, str]:
     return {os.path.relpath(f.path, root): f.reason for f in found.skipped}
 
