@@ -24,9 +24,9 @@ class AppSettings:
             return Path(self._data_dir)
         if self.q.format() == QSettings.Format.IniFormat:
             return Path(self.q.fileName()).parent
-        from platformdirs import user_data_dir
+        from fewshot_gui.core.paths import user_data_dir
 
-        return Path(user_data_dir("fewshot-gui", appauthor=False))
+        return user_data_dir()
 
     def recent_projects(self) -> list[str]:
         value = self.q.value("recentProjects", [])
