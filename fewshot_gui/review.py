@@ -324,15 +324,16 @@ class ReviewModel:
     def _grow(self, paths: Sequence[str]) -> np.ndarray:
         """Base indices of ``paths``, appending unknown ones (pending)."""
         new = [p for p in dict.fromkeys(paths) if p not in self.index_of]
+        start = len(self.paths)
         if new:
-            start = len(self.paths)
-            for k, p in enumerate(new):
-                self.index_of[p] = start + k
+            self.index_of.update(zip(new, range(start, start + len(new)), strict=True))
             self.paths.extend(new)
             self.codes = np.concatenate([self.codes, np.full(len(new), PENDING, np.int32)])
             self.conf = np.concatenate([self.conf, np.zeros(len(new), np.float32)])
             self.unknown = np.concatenate([self.unknown, np.full(len(new), np.nan, np.float32)])
             self._map_points()  # reported by _after_change
+        if len(new) == len(paths):  # all new and distinct (a first fill): their rows in order
+            return np.arange(start, start + len(paths), dtype=np.int64)
         return np.fromiter((self.index_of[p] for p in paths), np.int64, len(paths))
 
     def update_predictions(self, predictions: Predictions) -> None:
