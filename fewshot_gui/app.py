@@ -21,6 +21,8 @@ from fewshot_gui.core.errors import FewShotError
 from fewshot_gui.core.names import class_name_problem
 from fewshot_gui.data.export import ExportResult, LabelRow, write_labels
 from fewshot_gui.data.project import ClassInfo
+from fewshot_gui.qt.throttle import Coalescer
+from fewshot_gui.qt.thumbnails import ThumbnailLoader
 from fewshot_gui.ui import commands
 from fewshot_gui.ui.export_dialog import ExportDialog, ExportRunner, result_message
 from fewshot_gui.ui.image_grid import THUMB
@@ -31,9 +33,7 @@ from fewshot_gui.ui.result_controller import ResultController
 from fewshot_gui.ui.review_controller import ReviewController
 from fewshot_gui.ui.settings import AppSettings
 from fewshot_gui.ui.state import LabelState
-from fewshot_gui.ui.throttle import Coalescer
 from fewshot_gui.workers.labeling import LabelingController, SessionFactory
-from fewshot_gui.workers.thumbnails import ThumbnailLoader
 
 UPDATE_MS = 100
 """Partial predictions and progress reach the window at most this often (ms)."""

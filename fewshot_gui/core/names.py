@@ -21,3 +21,8 @@ def class_name_problem(name: str) -> str | None:
     if any(ch in stripped for ch in "/\\\0") or stripped in (".", ".."):
         return f"'{stripped}' cannot be a class name (it would not be a valid folder name)"
     return None
+
+
+FALLBACK_METHODS: tuple[str, ...] = ("auto", "metric", "memory", "anil", "maml")
+"""Method names the app's chooser shows until the labeling worker has reported the adapter
+registry's names (importing the registry imports torch, which the views never do)."""

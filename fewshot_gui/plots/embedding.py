@@ -14,7 +14,6 @@ while a folder is labeled. No torch, no workers here.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Sequence
 from html import escape
@@ -23,13 +22,10 @@ import numpy as np
 import pyqtgraph as pg
 import shiboken6
 from PySide6.QtCore import (
-    QObject,
     QPoint,
     QPointF,
     QRectF,
-    QRunnable,
     Qt,
-    QThreadPool,
     QTimer,
     Signal,
 )
@@ -53,7 +49,8 @@ from fewshot_gui.plots.projection import (
     points_in_rect,
     project_2d,
 )
-from fewshot_gui.workers import qtfix as _qtfix  # noqa: F401  (see qtfix.py)
+from fewshot_gui.qt import qtfix as _qtfix  # noqa: F401  (see qtfix.py)
+from fewshot_gui.qt.pool import PoolRunner
 
 HOVER_PIXELS = 8.0
 HOVER_THUMB = 128
@@ -213,34 +210,6 @@ class SelectViewBox(pg.ViewBox):
         self.outline.setData(xs, ys)
 
 
-class _ProjectionSignals(QObject):
-    done = Signal(int, object, str)
-    failed = Signal(int, str)
-
-
-class _ProjectionJob(QRunnable):
-    def __init__(
-        self, generation: int, vectors: np.ndarray, method: str, signals: _ProjectionSignals
-    ) -> None:
-        super().__init__()
-        self.generation, self.vectors, self.method, self.signals = (
-            generation,
-            vectors,
-            method,
-            signals,
-        )
-
-    def run(self) -> None:
-        try:
-            coords, used = project_2d(self.vectors, self.method)
-        except Exception as error:  # report, never crash the app
-            with contextlib.suppress(RuntimeError):  # the window may be gone by now
-                self.signals.failed.emit(self.generation, f"projection failed: {error}")
-            return
-        with contextlib.suppress(RuntimeError):
-            self.signals.done.emit(self.generation, coords, used)
-
-
 class HoverCard(QFrame):
     """The hovered image: its thumbnail, and under it (never over it) name, label, confidence."""
 
@@ -308,11 +277,9 @@ class EmbeddingPlot(QWidget):
         self.palette: list[str] = []
         self._generation = 0
         self._done_generation = 0
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._signals = _ProjectionSignals()
-        self._signals.done.connect(self._projection_done)
-        self._signals.failed.connect(self._projection_failed)
+        self._runner = PoolRunner(1, self)  # one projection at a time
+        self._runner.done.connect(self._projection_done)
+        self._runner.failed.connect(self._projection_failed)
 
         self.viewbox = SelectViewBox()
         self._user_range = False  # the user zoomed or panned: new points keep the view
@@ -428,19 +395,19 @@ class EmbeddingPlot(QWidget):
         self._generation += 1
         self._next = (paths, vectors)
         self.count.setText(f"{len(paths):,} images · projecting…")
-        self._pool.start(
-            _ProjectionJob(self._generation, vectors, self.method_box.currentText(), self._signals)
-        )
+        method = self.method_box.currentText()
+        self._runner.submit(lambda: project_2d(vectors, method), self._generation)
 
     def wait(self, msecs: int = 10000) -> bool:
-        return self._pool.waitForDone(msecs)
+        return self._runner.wait(msecs)
 
     def _projection_failed(self, generation: int, text: str) -> None:
         if generation == self._generation:
             self._done_generation = generation
-            self.message.emit(text)
+            self.message.emit(f"projection failed: {text}")
 
-    def _projection_done(self, generation: int, coords: np.ndarray, used: str) -> None:
+    def _projection_done(self, generation: int, projected: tuple[np.ndarray, str]) -> None:
+        coords, used = projected
         if generation != self._generation or self._next is None:
             return
         paths, vectors = self._next

@@ -41,9 +41,9 @@ from PySide6.QtWidgets import (
 from fewshot_gui.core.names import class_name_problem
 from fewshot_gui.data.folder import IMAGE_EXTENSIONS, is_image_name
 from fewshot_gui.data.project import ClassInfo
+from fewshot_gui.qt.thumbnails import ThumbnailLoader
 from fewshot_gui.ui.image_grid import paths_from_mime
 from fewshot_gui.ui.state import LabelState
-from fewshot_gui.workers.thumbnails import ThumbnailLoader
 
 ICON = 56
 

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fewshot_gui.core.names import FALLBACK_METHODS
 from fewshot_gui.ui.image_grid import paths_from_mime
-from fewshot_gui.workers.labeling import FALLBACK_METHODS
 
 DEFAULT_ENCODER = "(default)"
 METHOD_HELP = {
@@ -94,7 +94,7 @@ class ControlPanel(QWidget):
         row.addWidget(browse)
         self.method = QComboBox(self)
         self.encoder = QComboBox(self)
-        self.set_choices(FALLBACK_METHODS, [])
+        self.set_choices(list(FALLBACK_METHODS), [])
         self.device = QLabel("device: starts with the first run", self)
         self.device.setObjectName("deviceLabel")
         self.method_info = QLabel("", self)  # what the method decided (e.g. auto's choice)

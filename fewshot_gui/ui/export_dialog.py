@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,6 +27,7 @@ from fewshot_gui.data.export import (
     undo_export,
     write_labels,
 )
+from fewshot_gui.qt.pool import PoolRunner
 
 MODES = {"copy the images": "copy", "move the images": "move", "link to the images": "link"}
 UNKNOWN = {"into DEST/_unknown": "folder", "leave them in place": "skip"}
@@ -77,25 +78,6 @@ class ExportDialog(QDialog):
         }
 
 
-class _Signals(QObject):
-    finished = Signal(object)  # ExportResult | UndoResult
-    failed = Signal(str)
-
-
-class _Task(QRunnable):
-    def __init__(self, fn, signals: _Signals) -> None:
-        super().__init__()
-        self.fn, self.signals = fn, signals
-
-    def run(self) -> None:
-        try:
-            result = self.fn()
-        except Exception as error:  # plain message to the window, never a crash
-            self.signals.failed.emit(str(error) or type(error).__name__)
-            return
-        self.signals.finished.emit(result)
-
-
 class ExportRunner(QObject):
     """Runs exports and undos on a one-thread pool; results come back as signals."""
 
@@ -104,11 +86,9 @@ class ExportRunner(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(1)
-        self.signals = _Signals()
-        self.signals.finished.connect(self.finished)
-        self.signals.failed.connect(self.failed)
+        self._runner = PoolRunner(1, self)  # one export or undo at a time, in order
+        self._runner.done.connect(lambda _tag, result: self.finished.emit(result))
+        self._runner.failed.connect(lambda _tag, message: self.failed.emit(message))
 
     def export(
         self, rows: Sequence[LabelRow], dest: str, mode: str, unknown: str, labels: bool
@@ -121,14 +101,14 @@ class ExportRunner(QObject):
                 write_labels(rows, f"{dest}/labels.csv")
             return result
 
-        self.pool.start(_Task(job, self.signals))
+        self._runner.submit(job)
 
     def undo(self, dest: str, all_exports: bool = False) -> None:
         """Undo the newest export into ``dest`` (``all_exports``: every one, newest first)."""
-        self.pool.start(_Task(lambda: undo_export(dest, all_exports), self.signals))
+        self._runner.submit(lambda: undo_export(dest, all_exports))
 
     def wait(self, msecs: int = 10000) -> bool:
-        return self.pool.waitForDone(msecs)
+        return self._runner.wait(msecs)
 
 
 def result_message(result: ExportResult | UndoResult) -> tuple[str, bool]:

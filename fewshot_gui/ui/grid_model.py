@@ -29,8 +29,8 @@ from fewshot_gui.core.types import FileFailure, Predictions
 from fewshot_gui.review import PENDING, ReviewModel
 from fewshot_gui.ui.state import subscribe
 
-if TYPE_CHECKING:  # the loader lives in workers/: duck-typed here (request, ready)
-    from fewshot_gui.workers.thumbnails import ThumbnailLoader
+if TYPE_CHECKING:  # the loader (qt/thumbnails.py): duck-typed here (request, ready)
+    from fewshot_gui.qt.thumbnails import ThumbnailLoader
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 LABEL_ROLE = Qt.ItemDataRole.UserRole + 2

@@ -59,7 +59,7 @@ from fewshot_gui.ui.grid_model import (
 from fewshot_gui.ui.state import LabelState, subscribe
 
 if TYPE_CHECKING:
-    from fewshot_gui.workers.thumbnails import ThumbnailLoader
+    from fewshot_gui.qt.thumbnails import ThumbnailLoader
 
 __all__ = [
     "BASE_ROLE",

@@ -30,13 +30,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fewshot_gui.qt.thumbnails import ThumbnailLoader
+from fewshot_gui.qt.warmup import import_quietly
 from fewshot_gui.ui.class_panel import ClassPanel
 from fewshot_gui.ui.controls import ControlPanel
 from fewshot_gui.ui.failed_panel import FailedPanel
 from fewshot_gui.ui.image_grid import ImageGrid
 from fewshot_gui.ui.state import LabelState
-from fewshot_gui.workers.thumbnails import ThumbnailLoader
-from fewshot_gui.workers.warmup import import_quietly
 
 if TYPE_CHECKING:
     from fewshot_gui.plots.embedding import EmbeddingPlot

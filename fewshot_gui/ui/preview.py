@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QKeyEvent, QPixmap
 from PySide6.QtWidgets import QDialog, QLabel, QVBoxLayout, QWidget
 
-from fewshot_gui.workers.thumbnails import ThumbnailLoader
+from fewshot_gui.qt.thumbnails import ThumbnailLoader
 
 PREVIEW_SIZE = 900
 

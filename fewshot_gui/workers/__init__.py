@@ -1,3 +1,3 @@
 """The desktop app's background work in Qt threads (labeling worker, thumbnails)."""
 
-from fewshot_gui.workers import qtfix as _qtfix  # noqa: F401  (see qtfix.py)
+from fewshot_gui.qt import qtfix as _qtfix  # noqa: F401  (see qtfix.py)

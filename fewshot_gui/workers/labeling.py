@@ -4,7 +4,7 @@ The GUI thread talks to it with queued signals (see :class:`LabelingController`)
 the session's generators one step per event-loop turn, so a cancel or a new command queued by the
 GUI is seen between two batches. A new job closes the old job's generator first. Torch is imported
 only here, inside the worker thread: right after the window shows (``reportChoices``) and when a
-session is created, in ways that keep the GUI thread responsive (see ``workers/warmup.py``).
+session is created, in ways that keep the GUI thread responsive (see ``qt/warmup.py``).
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from fewshot_gui.workers.warmup import gc_paused, lower_thread_priority, preload_native_libraries
+from fewshot_gui.core.names import FALLBACK_METHODS
+from fewshot_gui.qt.warmup import gc_paused, lower_thread_priority, preload_native_libraries
 
 SessionFactory = Callable[[dict], Any]
-
-FALLBACK_METHODS = ["auto", "metric", "memory", "anil", "maml"]
-"""Shown before the worker has reported the registry's adapter names (keeps the UI torch-free)."""
 
 
 def default_session_factory(settings: dict) -> Any:

@@ -29,7 +29,7 @@ def test_every_cache_follows_the_one_cache_folder(
 ) -> None:
     from fewshot_gui.core.cache import default_cache_dir
     from fewshot_gui.data.demo import DEMO_VERSION, default_demo_root
-    from fewshot_gui.workers.thumbnails import default_cache_dir as thumbnail_dir
+    from fewshot_gui.qt.thumbnails import default_cache_dir as thumbnail_dir
 
     monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "cache"))
     assert default_cache_dir() == tmp_path / "cache"

@@ -7,7 +7,7 @@ from PySide6.QtGui import QImage
 
 from fewshot_gui.commands.gui import display_problem
 from fewshot_gui.data.demo import CLASSES, ensure_demo
-from fewshot_gui.workers.thumbnails import ThumbnailLoader, cache_key
+from fewshot_gui.qt.thumbnails import ThumbnailLoader, cache_key
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ from PySide6.QtWidgets import QAbstractItemView
 
 from fewshot_gui.core.types import Predictions
 from fewshot_gui.data.project import ClassInfo
+from fewshot_gui.qt import qtfix, warmup
+from fewshot_gui.qt.throttle import Coalescer
 from fewshot_gui.ui.image_grid import THUMB, ImageGrid, ImageView
 from fewshot_gui.ui.state import LabelState
-from fewshot_gui.ui.throttle import Coalescer
-from fewshot_gui.workers import qtfix, warmup
 
 
 def _setup(app, support, folder):
@@ -239,7 +239,7 @@ def test_gc_paused_across_threads_enables_when_the_last_block_ends():
 
 def test_preloading_and_background_imports_do_not_import_torch():
     code = (
-        "import sys; from fewshot_gui.workers import warmup\n"
+        "import sys; from fewshot_gui.qt import warmup\n"
         "n = warmup.preload_native_libraries()\n"
         "warmup.import_quietly('json')\n"
         "print(n >= 0, 'torch' in sys.modules, 'json' in sys.modules)"

@@ -4,7 +4,7 @@ PySide6 6.12 returns ``None`` from every void method (``setText``, ``QPainter.sa
 taking a new reference, which is harmless where None is immortal (Python 3.12+). On older Pythons
 each call takes one reference from None; a repaint of the image grid takes a few hundred, and after
 some minutes of use the interpreter stops with "Fatal Python error: none_dealloc". Importing the
-Qt side of the package (``ui``, ``plots``, ``workers``) calls :func:`protect_none`, which detects
+Qt side of the package (``qt``, ``ui``, ``plots``, ``workers``) calls :func:`protect_none`, which detects
 the leak and gives None a reference count that cannot run out.
 """
 

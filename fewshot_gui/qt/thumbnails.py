@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 from collections import OrderedDict
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
+from fewshot_gui.core.atomic import atomic_write_bytes
 from fewshot_gui.core.paths import user_cache_dir
-from fewshot_gui.workers.warmup import import_quietly
+from fewshot_gui.qt.pool import PoolRunner
+from fewshot_gui.qt.warmup import import_quietly
 
 
 def default_cache_dir() -> Path:
@@ -55,37 +58,11 @@ def decode_thumbnail(path: str, size: int, cache_dir: Path | None) -> QImage:
     pil = load_thumbnail(path, size)
     image = _to_qimage(pil).convertToFormat(QImage.Format.Format_RGB32)
     if key is not None and cache_dir is not None:
-        try:
-            folder = cache_dir / key[:2]
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{key}.{os.getpid()}.tmp"
-            pil.convert("RGB").save(tmp, "JPEG", quality=85)
-            os.replace(tmp, folder / key)
-        except OSError:
-            pass  # a read-only cache is not an error
+        encoded = io.BytesIO()
+        pil.convert("RGB").save(encoded, "JPEG", quality=85)
+        with contextlib.suppress(OSError):  # a read-only cache is not an error
+            atomic_write_bytes(cache_dir / key[:2] / key, encoded.getvalue())
     return image
-
-
-class _Signals(QObject):
-    done = Signal(str, int, QImage)
-    failed = Signal(str, int, str)
-
-
-class _Job(QRunnable):
-    def __init__(self, path: str, size: int, cache_dir: Path | None, signals: _Signals) -> None:
-        super().__init__()
-        self.path, self.size, self.cache_dir, self.signals = path, size, cache_dir, signals
-        self.setAutoDelete(True)
-
-    def run(self) -> None:
-        try:
-            image = decode_thumbnail(self.path, self.size, self.cache_dir)
-        except Exception as error:  # DecodeError or anything odd: report, never crash
-            with contextlib.suppress(RuntimeError):  # the loader may be gone by now
-                self.signals.failed.emit(self.path, self.size, str(error) or type(error).__name__)
-            return
-        with contextlib.suppress(RuntimeError):
-            self.signals.done.emit(self.path, self.size, image)
 
 
 class ThumbnailLoader(QObject):
@@ -111,11 +88,9 @@ class ThumbnailLoader(QObject):
         self._memory: OrderedDict[str, QImage] = OrderedDict()
         self._pending: set[str] = set()
         self._bad: dict[str, str] = {}
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(threads or max(1, min(4, (os.cpu_count() or 2) - 1)))
-        self._signals = _Signals()
-        self._signals.done.connect(self._on_done)
-        self._signals.failed.connect(self._on_failed)
+        self._runner = PoolRunner(threads or max(1, min(4, (os.cpu_count() or 2) - 1)), self)
+        self._runner.done.connect(self._on_done)
+        self._runner.failed.connect(self._on_failed)
 
     def get(self, path: str) -> QImage | None:
         image = self._memory.get(path)
@@ -132,18 +107,20 @@ class ThumbnailLoader(QObject):
         if image is not None or path in self._pending or path in self._bad:
             return image
         self._pending.add(path)
-        self._pool.start(_Job(path, self.size, self.cache_dir, self._signals))
+        size, cache_dir = self.size, self.cache_dir
+        self._runner.submit(lambda: decode_thumbnail(path, size, cache_dir), (path, size))
         return None
 
     def clear_pending(self) -> None:
         """Drop queued (not started) decodes, e.g. after the user scrolled far away."""
-        self._pool.clear()
+        self._runner.clear()
         self._pending.clear()
 
     def wait(self, msecs: int = 5000) -> bool:
-        return self._pool.waitForDone(msecs)
+        return self._runner.wait(msecs)
 
-    def _on_done(self, path: str, size: int, image: QImage) -> None:
+    def _on_done(self, job: tuple[str, int], image: QImage) -> None:
+        path, size = job
         self._pending.discard(path)
         if size != self.size:
             return
@@ -153,7 +130,8 @@ class ThumbnailLoader(QObject):
             self._memory.popitem(last=False)
         self.ready.emit(path, image)
 
-    def _on_failed(self, path: str, size: int, reason: str) -> None:
+    def _on_failed(self, job: tuple[str, int], reason: str) -> None:
+        path, _size = job
         self._pending.discard(path)
         self._bad[path] = reason
         self.failed.emit(path, reason)
