@@ -1,11 +1,11 @@
 """JPEG decoding on the accelerator: bytes read in threads or processes, decoded in batches by nvJPEG
 (``torchvision.io.decode_jpeg(..., device="cuda")``), resized (antialiased) and centre-cropped on
-the device. The result is the same :class:`~fewshot_gui.data.loader.Batch` as the CPU loader's, with
+the device. The result is the same :class:`~fewshot_gui.data.batches.Batch` as the CPU loader's, with
 ``images`` ``(n, C, crop, crop)`` uint8 already on ``device``.
 
 Files that are not plain JPEGs the device can take (PNG and other formats, CMYK, EXIF-rotated,
 larger than ``max_pixels``, not ending in an end-of-image marker) and files the device decoder
-refuses go through the PIL path of :mod:`fewshot_gui.data.loader`, one by one; a file nothing can
+refuses go through the PIL path (:func:`~fewshot_gui.data.batches.decode_one`), one by one; a file nothing can
 decode becomes a :class:`FileFailure`, never an exception. On a CPU ``device`` the same code runs
 with libjpeg (used by the tests).
 """
@@ -24,9 +24,9 @@ import torch.nn.functional as F
 
 from fewshot_gui.core.device import is_out_of_memory
 from fewshot_gui.core.types import FileFailure
+from fewshot_gui.data.batches import Batch, PathOrRecord, decode_one, path_of, run_ahead
 from fewshot_gui.data.decode import DEFAULT_MAX_PIXELS
 from fewshot_gui.data.jpeg_header import JpegInfo, read_jpeg
-from fewshot_gui.data.loader import Batch, PathOrRecord, _path, decode_one, run_ahead
 from fewshot_gui.data.preprocess import Preprocessing
 from fewshot_gui.data.read_processes import FileRuns, RunReader, run_ranges
 
@@ -239,7 +239,7 @@ def iter_batches_on_device(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     device = torch.device(device)
     decode_threads = max(1, decode_threads)
-    paths = [_path(r) for r in records]
+    paths = [path_of(r) for r in records]
     budget = pixel_budget(device, decode_threads)
     consumer = torch.cuda.current_stream(device) if device.type == "cuda" else None
     streams = threading.local()  # each decode thread's own CUDA stream
