@@ -16,27 +16,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch.func import functional_call
 
+from fewshot_gui.bench.synthetic import make_class_folders
 from fewshot_gui.core.device import plan_device
 from fewshot_gui.encoders.backbones import Conv4
 from fewshot_gui.training.meta_train import MetaTrainConfig, _Run
 
 
 def synthetic(root: Path, classes: int = 64, images: int = 10) -> Path:
-    """``classes`` folders of ``images`` random 28×28 grayscale strokes."""
-    rng = np.random.default_rng(0)
-    for c in range(classes):
-        base = rng.random((28, 28)) > 0.8
-        for i in range(images):
-            noise = rng.random((28, 28)) > 0.95
-            path = root / f"c{c:03d}" / f"{i}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(((base ^ noise) * 255).astype(np.uint8), "L").save(path)
+    """``classes`` folders of ``images`` 28×28 grayscale images (the shared synthetic maker)."""
+    make_class_folders(root, classes, images, size=(28, 28), mode="L")
     return root
 
 

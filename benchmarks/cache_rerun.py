@@ -82,7 +82,7 @@ def compare(against: Path, root: Path, n: int, dim: int, repeats: int) -> None:
 
 
 def session_rerun(root: Path, n: int, repeats: int) -> float:
-    from fewshot_gui.commands.bench import make_tiny_images
+    from fewshot_gui.bench.synthetic import make_tiny_images
     from fewshot_gui.session import LabelingSession
 
     folder, cache = root / "images", root / "cache"

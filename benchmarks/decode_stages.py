@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from fewshot_gui.commands.bench import make_photos
+from fewshot_gui.bench.synthetic import make_photos
 from fewshot_gui.core.device import cpu_count
 from fewshot_gui.data import gpu_decode
 from fewshot_gui.data.folder import scan_folder

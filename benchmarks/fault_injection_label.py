@@ -39,26 +39,22 @@ def _hashes(files: list[Path]) -> dict[Path, str]:
 
 def _build(base: Path, classes: int, per_class: int) -> tuple[Path, Path]:
     """Support and image folders of links to real images (or synthetic images when absent)."""
+    from fewshot_gui.bench.synthetic import make_class_folders
+
     support, images = base / "support", base / "images"
     if FLOWERS.is_dir():
-        for name in sorted(os.listdir(FLOWERS))[:classes]:
-            files = sorted((FLOWERS / name).iterdir())[: per_class + 2]
-            (support / name).mkdir(parents=True)
-            images.mkdir(parents=True, exist_ok=True)
-            for i, f in enumerate(files):
-                target = support / name / f.name if i < 2 else images / f"{name}_{f.name}"
-                target.symlink_to(f)
-        return support, images
-    from PIL import Image
-
-    rng = random.Random(0)
-    for c in range(classes):
-        color = tuple(rng.randrange(256) for _ in range(3))
-        for i in range(per_class + 2):
-            folder = support / f"class{c}" if i < 2 else images
-            folder.mkdir(parents=True, exist_ok=True)
-            jitter = tuple(max(0, min(255, v + rng.randrange(-40, 40))) for v in color)
-            Image.new("RGB", (96, 80), jitter).save(folder / f"class{c}_{i}.png")
+        sources = {
+            name: sorted((FLOWERS / name).iterdir())[: per_class + 2]
+            for name in sorted(os.listdir(FLOWERS))[:classes]
+        }
+    else:
+        sources = make_class_folders(base / "drawn", classes, per_class + 2)
+    for name, files in sources.items():
+        (support / name).mkdir(parents=True)
+        images.mkdir(parents=True, exist_ok=True)
+        for i, f in enumerate(files):
+            target = support / name / f.name if i < 2 else images / f"{name}_{f.name}"
+            target.symlink_to(f)
     return support, images
 
 

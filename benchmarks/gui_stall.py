@@ -52,25 +52,10 @@ def class_folders(root: Path) -> dict[str, list[Path]]:
 
 
 def draw_images(root: Path, classes: int, per_class: int) -> dict[str, list[Path]]:
-    """Drawn stand-ins for a dataset: a colour and a stripe angle per class, some noise."""
-    from PIL import Image, ImageDraw
+    """Drawn stand-ins for a dataset (the shared synthetic maker: colour and stripes per class)."""
+    from fewshot_gui.bench.synthetic import make_class_folders
 
-    rng = np.random.default_rng(0)
-    out: dict[str, list[Path]] = {}
-    for c in range(classes):
-        base = rng.integers(40, 215, 3)
-        folder = root / f"class{c:02d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            colour = np.clip(base + rng.normal(0, 25, 3), 0, 255).astype(np.uint8)
-            image = Image.new("RGB", (320, 240), tuple(int(v) for v in colour))
-            draw = ImageDraw.Draw(image)
-            for k in range(0, 320, 24):
-                draw.line([(k, 0), (k + 40 * (c % 5) - 80, 240)], fill=(255, 255, 255), width=3)
-            path = folder / f"img{i:05d}.jpg"
-            image.save(path, quality=85)
-            out.setdefault(folder.name, []).append(path)
-    return out
+    return make_class_folders(root, classes, per_class, size=(320, 240), ext=".jpg")
 
 
 def prepare(

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from fewshot_gui.adapters.registry import adapter_names
-from fewshot_gui.commands.bench import make_tiny_images
+from fewshot_gui.bench.synthetic import make_tiny_images
 from fewshot_gui.session import LabelingSession
 
 

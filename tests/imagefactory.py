@@ -1,15 +1,12 @@
-"""Synthetic test images and a folder of every kind of bad input (helpers shared by the tests;
-the fixtures of the same names live in conftest.py).
-
-Shared test helpers: synthetic images and a folder of every kind of bad input.
+"""A folder of every kind of bad input, and the synthetic image maker (helpers shared by the
+tests; the fixtures of the same names live in conftest.py).
 
 Helpers (plain functions, also available as fixtures of the same name):
 
 * ``make_image(path, size=(64, 48), color=(200, 40, 40), mode="RGB", fmt=None, **save_kwargs)``
-  writes one synthetic image (parent folders created) and returns its ``Path``. ``mode`` is any
-  Pillow mode ("1", "L", "LA", "P", "RGBA", "CMYK", "I;16", "I", "F", …); ``fmt`` defaults to the
-  file extension. The image is ``color`` with a white square in its top-left quarter, so
-  orientation can be checked.
+  is :func:`fewshot_gui.bench.synthetic.make_image`, the project's one synthetic-image maker
+  (shared with ``fewshot-gui bench`` and ``benchmarks/``): ``color`` with a white top-left
+  quarter, so orientation can be checked.
 * ``build_bad_folder(root, undecodable_name=False) -> BadFolder`` writes a folder with every case
   of issue 2 point 2 (EXIF-rotated JPEG; modes 1/L/LA/P+transparency/RGBA/CMYK/I;16; animated
   GIF; truncated JPEG and PNG; empty .jpg; text named .png; random bytes named .jpg; a PNG whose
@@ -38,35 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-_HIGH_DEPTH = {"I;16": np.uint16, "I": np.int32, "F": np.float32}
-
-
-def make_image(
-    path: str | os.PathLike[str],
-    size: tuple[int, int] = (64, 48),
-    color: tuple[int, int, int] = (200, 40, 40),
-    mode: str = "RGB",
-    fmt: str | None = None,
-    **save_kwargs: object,
-) -> Path:
-    """Write a ``size`` image of ``color`` with a white top-left quarter; return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    width, height = size
-    if mode in _HIGH_DEPTH:
-        top = {"I;16": 60000, "I": 60000, "F": 1.0}[mode]
-        array = np.full((height, width), top * 0.3, dtype=np.float64)
-        array[: height // 2, : width // 2] = top
-        image = Image.fromarray(array.astype(_HIGH_DEPTH[mode]))
-    else:
-        image = Image.new("RGB", size, color)
-        image.paste((255, 255, 255), (0, 0, width // 2, height // 2))
-        if mode == "P":
-            image = image.convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
-        elif mode != "RGB":
-            image = image.convert(mode)
-    image.save(path, format=fmt, **save_kwargs)
-    return path
+from fewshot_gui.bench.synthetic import make_image
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

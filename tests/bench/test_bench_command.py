@@ -55,7 +55,7 @@ def test_unknown_encoder_is_one_plain_line(capsys) -> None:
 
 def test_relabel_figures_use_the_encoders_meta_learned_state() -> None:
     """The re-label figures are for the adapters as shipped: memory with its learned projections."""
-    from fewshot_gui.commands.bench import adapter_states, bench_relabel
+    from fewshot_gui.bench.relabel import adapter_states, bench_relabel
 
     states = adapter_states("omniglot", ["memory", "metric", "anil"])
     assert "query_proj.weight" in states["memory"] and "log_scale" in states["metric"]
