@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from fewshot_gui.core.atomic import atomic_open
 from fewshot_gui.core.device import DevicePlan, plan_device
 from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import Progress
@@ -94,10 +95,9 @@ class MetaTrainConfig:
 
 
 def _atomic_save(obj: object, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` through the project's one atomic writer (core/atomic.py)."""
+    with atomic_open(path, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def build_encoder(arch: dict[str, Any]) -> nn.Module:
