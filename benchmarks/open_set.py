@@ -88,7 +88,13 @@ def load(args: argparse.Namespace) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def episode_scores(
-    x: np.ndarray, y: np.ndarray, clutter: dict[str, np.ndarray], shot: int, rng, encoder: str
+    x: np.ndarray,
+    y: np.ndarray,
+    clutter: dict[str, np.ndarray],
+    shot: int,
+    rng,
+    encoder: str,
+    no_folder: bool = False,
 ) -> dict[str, dict[str, float]]:
     """One episode: figures per clutter kind and score (see the module docstring)."""
     classes = rng.choice(np.unique(y), 5, replace=False)
@@ -105,15 +111,18 @@ def episode_scores(
     scorer = UnknownScorer.fit(x[support], sy_arr, prior_for(encoder))
     adapter = create_adapter("metric").fit(x[support], [str(v) for v in sy])
 
-    def scores(z: np.ndarray) -> dict[str, np.ndarray]:
+    def scores(z: np.ndarray, folder: np.ndarray) -> dict[str, np.ndarray]:
+        """Scores of ``z``; ``folder``: the whole folder the session would label (the unknown
+        score is relaxed to it, as in a labeling session; ``--no-folder``: the support only)."""
         sims = unit(z) @ scorer.protos.T
+        fitted = scorer if no_folder else scorer.for_folder(unit(folder) @ scorer.protos.T)
         return {
-            "unknown score": scorer.scores(sims),
+            "unknown score": fitted.scores(sims),
             "1 - max cosine": 1 - sims.max(1),
             "max softmax": -adapter.predict_proba(z).max(1),
         }
 
-    known = scores(x[queries])
+    known = scores(x[queries], x[queries])  # a folder without clutter
     predicted = (unit(x[queries]) @ scorer.protos.T).argmax(1)
     correct = predicted == qy_arr
     out: dict[str, dict[str, float]] = {"clean": {"accuracy": correct.mean()}}
@@ -122,8 +131,9 @@ def episode_scores(
         out["clean"][f"kept {t}"] = kept.mean()
         out["clean"][f"accuracy {t}"] = (correct & kept).mean()
     for kind, z in kinds.items():
-        other = scores(z)
-        for name, s in known.items():
+        mixed = np.concatenate([x[queries], z])  # the known images and this clutter in one folder
+        known_here, other = scores(x[queries], mixed), scores(z, mixed)
+        for name, s in known_here.items():
             cut = np.quantile(s, 0.95)
             row = {"auroc": auroc(s, other[name]), "caught@95": (other[name] > cut).mean()}
             if name == "unknown score":
@@ -154,6 +164,11 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--per-class", type=int, default=32, help="known images per class")
     parser.add_argument("--fit-prior", action="store_true")
+    parser.add_argument(
+        "--no-folder",
+        action="store_true",
+        help="score with the support set's calibration only (before the folder relaxes it)",
+    )
     args = parser.parse_args()
     if args.fit_prior:
         fit_priors(args)
@@ -170,7 +185,8 @@ def main() -> None:
     for shot in (5, 1):
         rng = np.random.default_rng(shot)
         rows = [
-            episode_scores(x, y, clutter, shot, rng, args.encoder) for _ in range(args.episodes)
+            episode_scores(x, y, clutter, shot, rng, args.encoder, args.no_folder)
+            for _ in range(args.episodes)
         ]
         thresholds = " | ".join(f"caught at {t}" for t in THRESHOLDS)
         print(f"\n{shot}-shot | AUROC | caught at 95 % known kept (oracle) | {thresholds}")

@@ -493,7 +493,7 @@ class LabelingSession:
                     self._labeled.append(p)
                     self._labeled_rows = None
             yield BatchResult(self._predict(paths), [f for _, f in item.failures])
-        if self._refines() and self._labeled:  # every image, refined on the whole folder
+        if self.uses_folder() and self._labeled:  # every image, with what the folder taught
             yield BatchResult(self.predictions(), [])
 
     def _predict(self, paths: Sequence[str], rows: slice | np.ndarray | None = None) -> Predictions:
@@ -510,16 +510,17 @@ class LabelingSession:
         inverse_norms = features if kind == "inverse-norm" else None
         x = self._table.vectors(rows)
         state = self._open_set()
+        scorer = state.folder_scorer(len(self._labeled), self._folder_sample)
         if self._refines():
             from fewshot_gui.adapters.transductive import predict
 
             refined = state.refined(len(self._labeled), self._folder_sample)
-            probs, unknown = predict(x, inverse_norms, refined, state.scorer)
+            probs, unknown = predict(x, inverse_norms, refined, scorer)
         else:
             from fewshot_gui.adapters.open_set import cosine_to_prototypes
 
             probs = adapter.predict_proba(x, features)
-            unknown = state.scorer.scores(cosine_to_prototypes(x, inverse_norms, state.protos))
+            unknown = scorer.scores(cosine_to_prototypes(x, inverse_norms, state.protos))
         return Predictions.from_probabilities(
             list(paths), list(adapter.classes), probs, self.unknown_threshold, unknown
         )
@@ -546,6 +547,13 @@ class LabelingSession:
         rows = self._labeled_rows
         vectors = self._table.vectors(rows)
         return vectors[sample_rows(len(vectors))]
+
+    def uses_folder(self) -> bool:
+        """Final labels depend on the whole folder: the unknown score is relaxed to the folder's
+        own images (:meth:`~fewshot_gui.adapters.open_set.UnknownScorer.for_folder`), and the
+        prototypes may be refined on it (:meth:`_refines`). Batch predictions during
+        :meth:`label` use the folder seen so far; its last item re-labels every image."""
+        return self._adapter is not None
 
     def _refines(self) -> bool:
         """Prototypes are refined on the folder: :attr:`transductive` and a metric adapter (or

@@ -170,6 +170,8 @@ class SupportState:
     n_way: int
     _refined: RefinedPrototypes | None = None
     _refined_for: int = -1
+    _folder_scorer: UnknownScorer | None = None
+    _folder_scorer_for: int = -1
 
     @property
     def protos(self) -> np.ndarray:
@@ -197,6 +199,17 @@ class SupportState:
         examples = self.scorer.protos.mean(0)
         return weight * examples + (1 - weight) * (folder.mean(0) if len(folder) else examples)
 
+    def folder_scorer(self, folder_size: int, sample: Callable[[], np.ndarray]) -> UnknownScorer:
+        """The unknown scorer relaxed to the folder (:meth:`UnknownScorer.for_folder` on
+        ``sample()``), recomputed only when the folder's size changed since the last call."""
+        if folder_size <= 0:
+            return self.scorer
+        if self._folder_scorer is None or folder_size != self._folder_scorer_for:
+            folder = unit(sample())
+            self._folder_scorer = self.scorer.for_folder(folder @ self.scorer.protos.T)
+            self._folder_scorer_for = folder_size
+        return self._folder_scorer
+
     def refined(self, folder_size: int, sample: Callable[[], np.ndarray]) -> RefinedPrototypes:
         """Prototypes refined on ``sample()`` (the folder's embeddings), recomputed only when the
         folder's size changed since the last call."""
@@ -204,7 +217,8 @@ class SupportState:
             with single_thread():  # small ops: thread wake-ups would dominate (adapters/base.py)
                 folder = unit(sample())
                 center = self.center(folder)
-                known = 1.0 - self.scorer.scores(folder @ self.scorer.protos.T)
+                scorer = self.folder_scorer(folder_size, sample)
+                known = 1.0 - scorer.scores(folder @ scorer.protos.T)
                 # responsibilities at a fixed scale: the leave-one-out fit jumps when a first
                 # class gets its second example, and refinement must not jump with it
                 self._refined = refine(

@@ -237,10 +237,10 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     folder_pass = needs_folder(session)
     if folder_pass and not args.embeddings:
-        args.embeddings = True  # the refinement on the whole folder is a pass over them
+        args.embeddings = True  # final labels: a second pass over the whole folder
         if not args.quiet:
             print(
-                "storing embeddings: the folder refinement is a second pass over them",
+                "storing embeddings: final labels use the whole folder (a second pass over them)",
                 file=sys.stderr,
             )
     support_paths = [p for p, _ in session.support]

@@ -1,7 +1,7 @@
 """The second pass of a cluster run: what needs the whole folder, over the stored embeddings.
 
-The local session refines the class prototypes on the folder's embeddings (transductive, issue 15)
-before it gives its final labels; a cluster run cannot do that batch by batch. Once every image has
+The local session relaxes its unknown score to the folder's own images and may refine the class
+prototypes on the folder's embeddings (transductive, issue 15) before it gives its final labels; a cluster run cannot do that batch by batch. Once every image has
 a row, :func:`refine_result` builds a :class:`~fewshot_gui.cluster.stored.StoredSession` over the
 result's embeddings — the local session's own code, on the same half-precision embeddings — and
 rewrites each shard's label, confidence, probability and unknown-score columns from its
@@ -26,9 +26,10 @@ from fewshot_gui.core.atomic import atomic_open
 
 
 def needs_folder(session: object) -> bool:
-    """True when ``session`` labels with a step over the whole folder (prototype refinement)."""
-    refines = getattr(session, "_refines", None)
-    return bool(callable(refines) and refines())
+    """True when ``session``'s final labels need the whole folder (the unknown score relaxed to
+    the folder, prototype refinement: :meth:`~fewshot_gui.session.LabelingSession.uses_folder`)."""
+    uses = getattr(session, "uses_folder", None)
+    return bool(callable(uses) and uses())
 
 
 def refine_result(root: str | os.PathLike[str]) -> int:

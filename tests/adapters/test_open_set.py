@@ -112,3 +112,37 @@ def test_thresholds_and_auroc() -> None:
         resolve_threshold(1.5)
     assert auroc(np.array([0.1, 0.2]), np.array([0.3, 0.4])) == 1.0
     assert auroc(np.array([0.5, 0.5]), np.array([0.5])) == 0.5
+
+
+def test_folder_of_another_domain_is_not_called_unknown_but_its_clutter_still_is() -> None:
+    """A prior from a domain whose classes are tight (a = 0.9) meets a folder whose classes are
+    loose (one example each): from the support set alone most known images look unknown; relaxed
+    to the folder they keep their labels, and images of no class are still caught."""
+    rng = np.random.default_rng(3)
+    x, y = clusters(rng, 5, 60, noise=1.2)
+    support = np.array([np.flatnonzero(y == c)[0] for c in range(5)])
+    queries = np.setdiff1d(np.arange(len(y)), support)
+    far = unit(rng.normal(size=(40, DIM))).astype(np.float32)
+    scorer = UnknownScorer.fit(x[support], y[support], Prior(0.9, 0.03, 1.0))
+    strict = scores_of(scorer, x[queries])
+    assert (strict > DEFAULT_THRESHOLD).mean() > 0.5  # the support-only calibration fails here
+    folder = np.concatenate([x[queries], far])
+    relaxed = scorer.for_folder(cosine_to_prototypes(folder, None, scorer.protos))
+    known, clutter = scores_of(relaxed, x[queries]), scores_of(relaxed, far)
+    assert (known > DEFAULT_THRESHOLD).mean() < 0.01
+    assert (clutter > AUTO_THRESHOLD).mean() > 0.9
+    assert auroc(known, clutter) > 0.95
+
+
+def test_folder_never_makes_the_score_stricter() -> None:
+    """Relaxing only lowers each class's expected similarity and widens the spread: a folder
+    whose images are tighter than the prior leaves every score where the support set put it."""
+    rng = np.random.default_rng(4)
+    x, y = clusters(rng, 4, 50, noise=0.3)
+    support = np.array([np.flatnonzero(y == c)[0] for c in range(4)])
+    scorer = UnknownScorer.fit(x[support], y[support], Prior(0.5, 0.1, 1.0))
+    sims = cosine_to_prototypes(x, None, scorer.protos)
+    relaxed = scorer.for_folder(sims)
+    assert np.all(relaxed.mu <= scorer.mu + 1e-7) and relaxed.sigma >= scorer.sigma
+    assert np.all(relaxed.scores(sims) <= scorer.scores(sims) + 1e-6)
+    assert scorer.for_folder(sims[:0]) is scorer
