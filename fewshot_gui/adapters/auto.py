@@ -2,10 +2,10 @@
 strong evidence, so that reviewing a folder never makes it worse.
 
 ``metric`` (its prototypes centred: :data:`CANDIDATE_OPTIONS`) is the method in use until another
-candidate (``candidates``; default: metric, memory,
-anil as the fast stand-in for the MAML family, and metalstm when a meta-learned state for it is
-given) is *clearly* better than the method in use, on the *same* held-out examples of the support
-set. Clearly better means all of:
+candidate (``candidates``; default: the methods whose class says ``auto = "default"`` — metric,
+memory, anil as the fast stand-in for the MAML family — and those with ``auto = "learned"`` when a
+meta-learned state for them is given: metalstm) is *clearly* better than the method in use, on
+the *same* held-out examples of the support set. Clearly better means all of:
 
 * **enough evidence**: every class has at least ``MIN_SHOT`` examples, at least ``MIN_HELD_OUT``
   examples are held out, in ``MIN_FOLDS`` folds or more (a candidate too slow to refit that often
@@ -55,21 +55,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-# Importing the candidates registers them in this order before ``auto``; keep it alphabetical.
-from fewshot_gui.adapters import maml as _maml  # noqa: F401
-from fewshot_gui.adapters import memory as _memory  # noqa: F401
-from fewshot_gui.adapters import metalstm as _metalstm  # noqa: F401
-from fewshot_gui.adapters import metric as _metric  # noqa: F401
 from fewshot_gui.adapters.base import Adapter, l2_normalize
 from fewshot_gui.adapters.memory import DEFAULT_TEMPERATURE_SCALE, MemoryAdapter
 from fewshot_gui.adapters.metric import MetricAdapter, fit_scale, loo_similarity, similarity
-from fewshot_gui.adapters.registry import adapter_class, adapter_names, register_adapter
+from fewshot_gui.adapters.registry import adapter_class, adapter_names, auto_candidates
 from fewshot_gui.core.errors import UsageError
 
-DEFAULT_CANDIDATES = ("metric", "memory", "anil")
-LEARNED_ONLY = ("metalstm",)
-"""Default candidates only with a meta-learned state: untrained, the LSTM optimizer is plain
-gradient descent on the same head as ``anil`` at ~10x its cost."""
 FALLBACK = "metric"
 CANDIDATE_OPTIONS = {"metric": {"center": 0.75}}
 """Options auto gives a candidate unless ``candidate_options`` names it: metric's prototypes
@@ -203,12 +194,13 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-@register_adapter
 class AutoAdapter(Adapter):
     """Picks a method per support set on strong evidence only (see the module docstring)."""
 
     name = "auto"
     family = "auto"
+    help = "pick the method automatically"
+    order = 90
 
     def __init__(
         self,
@@ -226,7 +218,8 @@ class AutoAdapter(Adapter):
         states = {k: dict(v) for k, v in (states or {}).items() if v}
         self.states = {**split_states(state, adapter_names()), **states}
         if candidates is None:
-            candidates = [*DEFAULT_CANDIDATES, *(m for m in LEARNED_ONLY if m in self.states)]
+            learned = [m for m in auto_candidates(learned=True) if m in self.states]
+            candidates = [*auto_candidates(), *learned]
         elif isinstance(candidates, str):
             candidates = [c.strip() for c in candidates.split(",") if c.strip()]
         self.candidates = list(dict.fromkeys(candidates))

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from fewshot_gui.core.errors import UsageError
 
@@ -72,9 +73,7 @@ def balanced_weights(y: torch.Tensor, n_way: int) -> torch.Tensor:
     return w * (len(y) / w.sum())
 
 
-def select_state(
-    state: Mapping[str, torch.Tensor] | None, prefix: str
-) -> dict[str, torch.Tensor] | None:
+def select_state(state: Mapping[str, Any] | None, prefix: str) -> dict[str, Any] | None:
     """The part of a checkpoint's adapter state meant for this method.
 
     Keys starting with ``"<prefix>."`` are taken (prefix stripped) when any exist, so one checkpoint
@@ -87,12 +86,49 @@ def select_state(
 
 
 class Adapter(ABC):
-    """Few-shot adaptation on embeddings; see the module docstring for the class order rule."""
+    """Few-shot adaptation on embeddings; see the module docstring for the class order rule.
+
+    Class attributes are the method's metadata, read by the registry and everything built on it
+    (CLI choices, the app's chooser, ``auto``, meta-training): ``name`` (the entry point's name),
+    ``family`` (``"metric"``, ``"memory"``, ``"optimization"``, ``"auto"`` or a plug-in's own),
+    ``help`` (one line), ``order`` (menu position; built-ins 10–40, ``auto`` 90, plug-ins 50 by
+    default), ``auto`` (``"default"``: ``auto`` compares it; ``"learned"``: only when a
+    meta-learned state is given; ``"never"``) and ``full_network`` (its learner can also adapt
+    the whole encoder on images, ``adapt="full"``). :meth:`learner` gives the differentiable
+    learner that meta-training trains; its keyword defaults are the method's meta-train defaults.
+    """
 
     name: ClassVar[str]
-    family: ClassVar[str]  # "metric" | "memory" | "optimization"
+    family: ClassVar[str] = "other"
+    help: ClassVar[str] = ""
+    order: ClassVar[int] = 50
+    auto: ClassVar[str] = "never"
+    full_network: ClassVar[bool] = False
 
-    def __init__(self, *, state: Mapping[str, torch.Tensor] | None = None, **options: Any) -> None:
+    @classmethod
+    def learner(cls, dim: int, **options: Any) -> nn.Module:
+        """The method as a differentiable ``nn.Module`` for meta-training on ``dim``-d embeddings:
+        ``forward(support (S, D), support_y (S,) long, query (Q, D), n_way) -> logits (Q, n_way)``.
+
+        Meta-training passes the settings this signature names among ``steps`` (inner steps),
+        ``lr`` (inner learning rate), ``adapt`` (``"head"`` / ``"full"``) and ``pretrained``
+        (the backbone is ImageNet-pretrained), then the user's ``--option KEY=VALUE`` pairs. The
+        learner's ``adapter_state()`` (else ``state_dict()``) is saved as the checkpoint's adapter
+        state, handed back to this class as ``state=`` at labeling time. Optional hooks:
+        ``calibrate(logits (N, C), targets (N,)) -> dict`` after each validation (its result is
+        recorded in the checkpoint), ``describe() -> dict`` (settings for the checkpoint's
+        metadata), ``adapts_encoder = True`` with ``forward(encoder, support_x, support_y,
+        query_x, n_way)`` on images (full-network inner loops). Methods without a learner (the
+        default) cannot be meta-trained.
+        """
+        raise NotImplementedError(f"method '{cls.name}' cannot be meta-trained")
+
+    @classmethod
+    def trainable(cls) -> bool:
+        """Whether this method provides a :meth:`learner`."""
+        return cls.learner.__func__ is not Adapter.learner.__func__  # type: ignore[attr-defined]
+
+    def __init__(self, *, state: Mapping[str, Any] | None = None, **options: Any) -> None:
         if options:
             raise UsageError(
                 f"Unknown option(s) for method '{self.name}': {', '.join(sorted(options))}."

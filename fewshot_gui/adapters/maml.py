@@ -18,6 +18,11 @@ steps) and defaults; ``anil`` is the head-only method by definition.
 learnable ``log_scale``, a buffer ``inner_steps`` and, for Meta-SGD, learnable inner rates
 ``lr_weight`` (1, D) and ``lr_bias`` (1,), shared across classes (the class count varies per task).
 Its ``state_dict()`` is the adapter ``state``.
+
+:class:`FullNetworkLearner` (``maml`` / ``fomaml`` with ``adapt="full"``, the default on backbones
+trained from scratch) runs the same :func:`inner_adapt` over every trainable encoder parameter and
+a linear head on the raw embeddings started at the prototypes (``W = 2c``, ``b = -|c|²``, plain
+cross-entropy), on the episode's images; it has no state of its own (the encoder is the result).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from torch import nn
 from torch.func import functional_call
 
 from fewshot_gui.adapters.base import Adapter, balanced_weights, class_means, l2_normalize
-from fewshot_gui.adapters.registry import register_adapter
+from fewshot_gui.core.errors import UsageError
 
 Params = dict[str, torch.Tensor]
 
@@ -44,6 +49,7 @@ def inner_adapt(
     steps: int,
     lr: float | Mapping[str, torch.Tensor],
     first_order: bool = False,
+    retain_graph: bool = False,
 ) -> Params:
     """``steps`` gradient steps from ``params``; returns the fast weights (a new dict).
 
@@ -51,12 +57,19 @@ def inner_adapt(
     ``F.cross_entropy(functional_call(module, fast, (x,)), y)``; ``params`` may be a subset of the
     module's parameters (e.g. only the head, ANIL). Tensors that do not require grad are made leaves
     that do. Gradients flow back to ``params`` (and to ``lr`` tensors) for the outer loop.
+    ``retain_graph``: keep each step's graph even when first order, for starting values computed
+    from other ``params`` (the full-network head starts from the encoder's own prototypes).
     """
     fast = {k: v if v.requires_grad else v.detach().requires_grad_() for k, v in params.items()}
     for _ in range(steps):
         with torch.enable_grad():
             loss = loss_fn(module, fast)
-            grads = torch.autograd.grad(loss, list(fast.values()), create_graph=not first_order)
+            grads = torch.autograd.grad(
+                loss,
+                list(fast.values()),
+                create_graph=not first_order,
+                retain_graph=retain_graph or not first_order,
+            )
         fast = {
             k: w - (lr[k] if isinstance(lr, Mapping) else lr) * g
             for (k, w), g in zip(fast.items(), grads, strict=True)
@@ -99,12 +112,15 @@ class HeadLearner(nn.Module):
         scale: float = 5.0,
     ) -> None:
         super().__init__()
-        self.dim, self.first_order = dim, first_order
+        self.dim, self.first_order, self.lr = dim, first_order, lr
         self.register_buffer("inner_steps", torch.tensor(steps))  # saved with the state
         self.head = ScaledLinearHead()
         self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
         self.lr_weight = nn.Parameter(torch.full((1, dim), lr), requires_grad=learn_lr)
         self.lr_bias = nn.Parameter(torch.full((1,), lr), requires_grad=learn_lr)
+
+    def describe(self) -> dict[str, Any]:
+        return {"adapt": "head", "inner_steps": int(self.inner_steps), "inner_lr": self.lr}
 
     def adapt(self, support: torch.Tensor, support_y: torch.Tensor, n_way: int) -> Params:
         """Fast head weights ``{"weight": (C, D), "bias": (C,)}`` adapted on the support set."""
@@ -130,6 +146,49 @@ class HeadLearner(nn.Module):
         return self.predict(self.adapt(support, support_y, n_way), query)
 
 
+class FullNetworkLearner(nn.Module):
+    """MAML over the whole encoder on images (see the module docstring); ``adapts_encoder``:
+    ``forward(encoder, support_x (S, C, H, W), support_y (S,), query_x (Q, C, H, W), n_way)``."""
+
+    adapts_encoder = True
+
+    def __init__(self, steps: int, lr: float, first_order: bool) -> None:
+        super().__init__()
+        self.steps, self.lr, self.first_order = steps, lr, first_order
+
+    def describe(self) -> dict[str, Any]:
+        return {"adapt": "full", "inner_steps": self.steps, "inner_lr": self.lr}
+
+    def forward(
+        self,
+        encoder: nn.Module,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        query_x: torch.Tensor,
+        n_way: int,
+    ) -> torch.Tensor:
+        """Query logits (Q, n_way) after the inner loop on the support images."""
+        params = {n: p for n, p in encoder.named_parameters() if p.requires_grad}
+        params = params or dict(encoder.named_parameters())  # frozen (evaluation): adapt copies
+
+        def encoder_part(fast: Params) -> Params:
+            return {k[8:]: v for k, v in fast.items() if k.startswith("encoder.")}
+
+        def loss_fn(_: nn.Module, fast: Params) -> torch.Tensor:
+            z = functional_call(encoder, encoder_part(fast), (support_x,)).float()
+            return F.cross_entropy(z @ fast["head.weight"].T + fast["head.bias"], support_y)
+
+        with torch.enable_grad():  # inner loops need gradients, in evaluation too
+            protos = class_means(encoder(support_x).float(), support_y, n_way)
+            start = {f"encoder.{k}": v for k, v in params.items()}
+            start.update({"head.weight": 2 * protos, "head.bias": -protos.pow(2).sum(1)})
+            fast = inner_adapt(
+                encoder, start, loss_fn, self.steps, self.lr, self.first_order, retain_graph=True
+            )
+            query = functional_call(encoder, encoder_part(fast), (query_x,)).float()
+            return query @ fast["head.weight"].T + fast["head.bias"]
+
+
 class _HeadAdapter(Adapter):
     """Shared adapter: fit = adapt the head on the support set; predict = one matrix product."""
 
@@ -137,6 +196,30 @@ class _HeadAdapter(Adapter):
     first_order = False
     learn_lr = False
     default_steps, default_lr = 10, 0.5
+
+    @classmethod
+    def learner(
+        cls,
+        dim: int,
+        *,
+        steps: int = 5,
+        lr: float | None = None,
+        adapt: str | None = None,
+        pretrained: bool = False,
+    ) -> nn.Module:
+        """The head learner (inner rate 0.1 by default); for ``full_network`` methods on a
+        backbone trained from scratch, by default the full-network learner (inner rate 0.4)."""
+        adapt = adapt or ("full" if cls.full_network and not pretrained else "head")
+        if adapt not in ("full", "head"):
+            raise UsageError(f"adapt is 'full' or 'head', not {adapt!r}")
+        if adapt == "full" and not cls.full_network:
+            raise UsageError(f"'{cls.name}' adapts the head only: --adapt full is for maml/fomaml")
+        if steps < 1:
+            raise UsageError("--inner-steps must be at least 1")
+        if adapt == "full":
+            return FullNetworkLearner(steps, 0.4 if lr is None else lr, cls.first_order)
+        lr = 0.1 if lr is None else lr
+        return HeadLearner(dim, steps, lr, cls.first_order, cls.learn_lr)
 
     def __init__(
         self,
@@ -148,7 +231,7 @@ class _HeadAdapter(Adapter):
     ) -> None:
         super().__init__(state=state, **options)
         self.steps, self.lr = steps, lr
-        self.learner: Any = None  # HeadLearner, or any learner with adapt() and log_scale
+        self.module: Any = None  # HeadLearner, or any learner with adapt() and log_scale
         self._fast: Params = {}
 
     def _make_learner(self) -> HeadLearner:
@@ -167,9 +250,9 @@ class _HeadAdapter(Adapter):
         return learner
 
     def _refit(self) -> None:
-        if self.learner is None or self.learner.dim != self.dim:
-            self.learner = self._make_learner()
-        fast = self.learner.adapt(self._x, self.targets, len(self._classes))
+        if self.module is None or self.module.dim != self.dim:
+            self.module = self._make_learner()
+        fast = self.module.adapt(self._x, self.targets, len(self._classes))
         self._fast = {k: v.detach() for k, v in fast.items()}
 
     def feature_kind(self) -> str:
@@ -177,51 +260,58 @@ class _HeadAdapter(Adapter):
 
     def _logits(self, queries: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         """The adapted head on unit queries: ``scale * (q / |q| @ W.T + b)``."""
-        assert self.learner is not None and features is not None
+        assert self.module is not None and features is not None
         w, b = self._fast["weight"], self._fast["bias"]
-        return self.learner.log_scale.exp() * ((queries @ w.T) * features + b)
+        return self.module.log_scale.exp() * ((queries @ w.T) * features + b)
 
     def state_dict(self) -> dict[str, Any]:
         out = super().state_dict()
-        assert self.learner is not None
-        out.update(learner=self.learner.state_dict(), fast=dict(self._fast))
+        assert self.module is not None
+        out.update(learner=self.module.state_dict(), fast=dict(self._fast))
         return out
 
     def load_state(self, state: dict[str, Any]) -> Adapter:
         super().load_state(state)
         self._state = state["learner"]
-        self.learner = self._make_learner()
+        self.module = self._make_learner()
         self._fast = dict(state["fast"])
         return self
 
 
-@register_adapter
 class MAMLAdapter(_HeadAdapter):
     """Second-order MAML (the head is adapted on cached embeddings at labeling time)."""
 
     name = "maml"
+    help = "gradient adaptation (MAML)"
+    order = 30
+    full_network = True
 
 
-@register_adapter
 class FOMAMLAdapter(_HeadAdapter):
     """First-order MAML."""
 
     name = "fomaml"
+    help = "first-order MAML"
+    order = 31
     first_order = True
+    full_network = True
 
 
-@register_adapter
 class ANILAdapter(_HeadAdapter):
     """ANIL: inner loop on the head only — the fast choice for live labeling."""
 
     name = "anil"
+    help = "gradient adaptation of the head only (ANIL)"
+    order = 32
+    auto = "default"  # the MAML family's fast stand-in
     default_steps = 5
 
 
-@register_adapter
 class MetaSGDAdapter(_HeadAdapter):
     """Meta-SGD: learned per-parameter inner rates (from ``state``; ``lr`` when untrained)."""
 
     name = "metasgd"
+    help = "Meta-SGD: learned step sizes"
+    order = 33
     learn_lr = True
     default_steps = 1

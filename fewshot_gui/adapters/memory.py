@@ -13,7 +13,9 @@ summed per class value is the class evidence (rows sum to 1), i.e. the probabili
 :class:`MemoryReadWrite` holds the projections and the log-temperature and is differentiable for
 meta-training: ``forward(support (S, D), support_y (S,), query (Q, D), n_way) -> logits (Q, n_way)``
 (log class evidence). With ``proj_dim == D`` the projections start as the identity, so an untrained
-memory is nearest-neighbour attention. The adapter's ``state`` is ``MemoryReadWrite.state_dict()``.
+memory is nearest-neighbour attention. Meta-training trains it (:meth:`MemoryAdapter.learner`,
+projections to at most 256 dimensions: small files, fast reads) and the adapter's ``state`` is its
+``state_dict()``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from fewshot_gui.adapters.base import Adapter, l2_normalize
-from fewshot_gui.adapters.registry import register_adapter
 from fewshot_gui.core.errors import UsageError
 
 DEFAULT_TEMPERATURE_SCALE = 10.0
@@ -82,12 +83,18 @@ class MemoryReadWrite(nn.Module):
         return evidence.clamp_min(1e-12).log()
 
 
-@register_adapter
 class MemoryAdapter(Adapter):
     """Key-value memory with LRU replacement (see the module docstring)."""
 
     name = "memory"
     family = "memory"
+    help = "key-value memory of every example"
+    order = 20
+    auto = "default"
+
+    @classmethod
+    def learner(cls, dim: int, *, proj_dim: int | None = None) -> MemoryReadWrite:
+        return MemoryReadWrite(dim, proj_dim or min(dim, 256))
 
     def __init__(
         self,

@@ -29,7 +29,7 @@ from torch import nn
 
 from fewshot_gui.adapters.base import balanced_weights, l2_normalize
 from fewshot_gui.adapters.maml import Params, _HeadAdapter, proto_init
-from fewshot_gui.adapters.registry import register_adapter
+from fewshot_gui.core.errors import UsageError
 
 PREPROCESS_P = 10.0
 
@@ -99,12 +99,23 @@ class MetaLSTMLearner(nn.Module):
         return self.log_scale.exp() * (q @ fast["weight"].T + fast["bias"])
 
 
-@register_adapter
 class MetaLSTMAdapter(_HeadAdapter):
     """Head written by the meta-learned LSTM optimizer (``steps`` / ``lr`` override the state)."""
 
     name = "metalstm"
+    help = "learned optimizer (Meta-LSTM)"
+    order = 34
+    auto = "learned"  # untrained it is plain gradient descent on anil's head at ~10x its cost
     default_steps = 5
+
+    @classmethod
+    def learner(
+        cls, dim: int, *, steps: int = 5, lr: float | None = None, hidden: int = 20
+    ) -> MetaLSTMLearner:
+        """The LSTM optimizer; ``lr`` (default 0.5) sets its untrained input gate."""
+        if steps < 1:
+            raise UsageError("--inner-steps must be at least 1")
+        return MetaLSTMLearner(dim, steps, hidden, cls.default_lr if lr is None else lr)
 
     def _make_learner(self) -> MetaLSTMLearner:  # type: ignore[override]
         steps = self.default_steps if self.steps is None else self.steps

@@ -25,8 +25,14 @@ negative; it is skipped when no class has two examples. Low rank keeps predictio
 product: ``queries @ [prototypes | A | B]`` gives every dot product and norm needed (see
 :func:`projected_dots`).
 
-:class:`PrototypeLearner` is the differentiable version (learnable log-scale) used by meta-training
-(ProtoNet): ``forward(support (S, D), support_y (S,), query (Q, D), n_way) -> logits (Q, n_way)``.
+Meta-training (:meth:`MetricAdapter.learner`) trains :class:`PrototypeLearner`, the same
+prototypes and similarity with a learnable log-scale (ProtoNet; Snell et al. use
+``distance="euclidean"``), and after each validation fits the temperature on the validation
+episodes' queries (:meth:`PrototypeLearner.calibrate`). Its checkpoint state is
+``{"log_scale": tensor (), "distance": str}``: labeling follows the recorded distance and takes the
+calibrated scale as its default. A state without ``"distance"`` comes from before it was recorded:
+those checkpoints were meta-trained with the squared Euclidean distance and their ``log_scale`` was
+then fitted for the cosine (their metadata's ``metric_scale``), so they label with the cosine.
 """
 
 from __future__ import annotations
@@ -38,13 +44,14 @@ import torch
 from torch import nn
 
 from fewshot_gui.adapters.base import Adapter, balanced_weights, class_means, l2_normalize
-from fewshot_gui.adapters.registry import register_adapter
 from fewshot_gui.core.errors import UsageError
 
 DEFAULT_COSINE_SCALE = 10.0
 DEFAULT_EUCLIDEAN_SCALE = 5.0  # in units of the support set's mean squared spread
 SCALE_GRID = 2.0 ** (torch.arange(-24, 25, dtype=torch.float64) / 4)  # default / 64 … default * 64
 PRIOR_SIGMA = 0.5  # of log(scale / default)
+DISTANCES = ("cosine", "euclidean")
+LEGACY_DISTANCE = "cosine"  # of a checkpoint state that records none (see the module docstring)
 
 
 def similarity(queries: torch.Tensor, protos: torch.Tensor, distance: str) -> torch.Tensor:
@@ -123,18 +130,26 @@ def fit_scale(sims: torch.Tensor, y: torch.Tensor, n_way: int, default: float) -
     return float(scales[((nll * w).sum(1) + prior).argmin()])
 
 
-@register_adapter
 class MetricAdapter(Adapter):
     """Prototype classifier with a leave-one-out temperature (see the module docstring)."""
 
     name = "metric"
     family = "metric"
+    help = "prototypes: nearest class mean (fast)"
+    order = 10
+    auto = "default"
+
+    @classmethod
+    def learner(cls, dim: int, *, distance: str = "cosine") -> PrototypeLearner:
+        """ProtoNet with a learnable scale, trained with the distance it will label with."""
+        _check_distance(distance)
+        return PrototypeLearner(distance)
 
     def __init__(
         self,
         *,
-        state: dict[str, torch.Tensor] | None = None,
-        distance: str = "cosine",
+        state: dict[str, Any] | None = None,
+        distance: str | None = None,
         temperature: float | None = None,
         calibrate: bool = True,
         triplet: bool = False,
@@ -146,8 +161,9 @@ class MetricAdapter(Adapter):
         **options: Any,
     ) -> None:
         super().__init__(state=state, **options)
-        if distance not in ("cosine", "euclidean"):
-            raise UsageError(f"Unknown distance '{distance}': use 'cosine' or 'euclidean'.")
+        self.state_distance = str((self._state or {}).get("distance", LEGACY_DISTANCE))
+        distance = distance or self.state_distance  # the checkpoint's, unless asked otherwise
+        _check_distance(distance)
         if temperature is not None and temperature <= 0:
             raise UsageError("The temperature must be positive.")
         if center and distance != "cosine":
@@ -182,7 +198,8 @@ class MetricAdapter(Adapter):
         return z
 
     def _default_scale(self, z: torch.Tensor) -> float:
-        if self._state and "log_scale" in self._state:
+        """The meta-learned scale when the state has one for this distance, else a default."""
+        if self._state and "log_scale" in self._state and self.state_distance == self.distance:
             return float(self._state["log_scale"].exp())
         if self.distance == "cosine":
             return DEFAULT_COSINE_SCALE
@@ -291,18 +308,26 @@ def _adam_update(
     p.sub_(lr * m_hat / (v_hat.sqrt() + 1e-8))
 
 
+def _check_distance(distance: str) -> None:
+    if distance not in DISTANCES:
+        raise UsageError(f"Unknown distance '{distance}': use 'cosine' or 'euclidean'.")
+
+
 class PrototypeLearner(nn.Module):
     """Differentiable prototype classifier for meta-training, with a learnable log-scale.
 
-    Saved as the adapter state: ``{"log_scale": tensor ()}`` (used as the default scale).
+    ``calibration`` (a buffer) is the log factor :meth:`calibrate` fits on validation episodes;
+    the checkpoint's state (:meth:`adapter_state`) holds ``log_scale + calibration`` and the
+    distance, which :class:`MetricAdapter` reads back.
     """
 
-    def __init__(self, distance: str = "euclidean", scale: float | None = None) -> None:
+    def __init__(self, distance: str = "cosine", scale: float | None = None) -> None:
         super().__init__()
         self.distance = distance
         if scale is None:
             scale = DEFAULT_COSINE_SCALE if distance == "cosine" else 1.0
         self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
+        self.register_buffer("calibration", torch.tensor(0.0))
 
     def forward(
         self, support: torch.Tensor, support_y: torch.Tensor, query: torch.Tensor, n_way: int
@@ -312,3 +337,20 @@ class PrototypeLearner(nn.Module):
             support = l2_normalize(support)
         protos = class_means(support, support_y, n_way)
         return self.log_scale.exp() * similarity(query, protos, self.distance)
+
+    @torch.no_grad()
+    def calibrate(self, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
+        """Fit the temperature on validation logits (N, C) of :meth:`forward` and their
+        targets (N,): the scale with the lowest class-balanced NLL (:func:`fit_scale`)."""
+        trained = float(self.log_scale.exp())
+        sims = logits.double().cpu() / trained
+        scale = fit_scale(sims, targets.cpu(), logits.shape[1], trained)
+        self.calibration.fill_(math.log(scale / trained))
+        return {"scale": scale, "trained_scale": trained, "queries": len(targets)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"distance": self.distance}
+
+    def adapter_state(self) -> dict[str, Any]:
+        log_scale = (self.log_scale + self.calibration).detach().float().cpu()
+        return {"log_scale": log_scale, "distance": self.distance}

@@ -8,14 +8,22 @@ import sys
 import time
 from typing import Any
 
-METHOD_CHOICES = ("metric", "memory", "maml", "fomaml", "anil", "metasgd", "metalstm")
 BACKBONE_CHOICES = ("conv4", "resnet12", "efficientnet-lite0")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from fewshot_gui.adapters.registry import method_help, trainable_names
+
+    methods = trainable_names()  # every registered method that has a learner (plug-ins too)
+    helps = method_help()
     add = parser.add_argument
     add("data_dir", metavar="DATA_DIR", help="class folders (or group/class folders, as Omniglot)")
-    add("--method", choices=METHOD_CHOICES, default="metric")
+    add(
+        "--method",
+        choices=methods,
+        default="metric",
+        help="; ".join(f"{m}: {helps[m]}" for m in methods).replace("%", "%%"),
+    )
     add("--backbone", choices=BACKBONE_CHOICES, default="conv4")
     add("--way", type=int, default=5, help="classes per training episode")
     add("--shot", type=int, default=1, help="support examples per class")
@@ -38,9 +46,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--lr-halve-every", type=int, default=2000)
     add("--clip", type=float, default=10.0, help="gradient norm clip (0: none)")
     add("--inner-steps", type=int, default=5)
-    add("--inner-lr", type=float, help="default 0.4 full network, 0.1 head")
+    add("--inner-lr", type=float, help="default: the method's (maml: 0.4 full network, 0.1 head)")
     add("--meta-batch", type=int, default=1, help="tasks per optimizer step")
     add("--adapt", choices=("full", "head"), help="maml/fomaml inner loop scope")
+    add(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the method's own learner option, e.g. distance=euclidean for metric (repeatable)",
+    )
     add("--init", metavar="CKPT", help="start from this checkpoint's encoder (e.g. metric-trained)")
     add("--freeze-until", metavar="PREFIX", help="freeze parameters before this name prefix")
     add("--backbone-lr-scale", type=float, help="encoder lr factor (default 0.1 pretrained)")
@@ -62,6 +77,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
+    from fewshot_gui.commands.evaluate import _options as parse_options
     from fewshot_gui.training.meta_train import MetaTrainConfig
 
     depth = args.classes_at_depth
@@ -92,6 +108,7 @@ def _config(args: argparse.Namespace) -> Any:
         inner_lr=args.inner_lr,
         meta_batch=args.meta_batch,
         adapt=args.adapt,
+        options=parse_options(args.option),
         init=args.init,
         freeze_until=args.freeze_until,
         backbone_lr_scale=args.backbone_lr_scale,
@@ -109,10 +126,13 @@ def command_line(args: argparse.Namespace) -> str:
     """The run as one reproducible command (every option that has a value)."""
     words = ["fewshot-gui", args.command or "meta-train", args.data_dir]
     for key, value in sorted(vars(args).items()):
-        if key in ("command", "data_dir") or value is None or value is False:
+        if key in ("command", "data_dir") or value is None or value is False or value == []:
             continue
         flag = "--" + key.replace("_", "-")
-        words += [flag] if value is True else [flag, str(value)]
+        if isinstance(value, list):
+            words += [word for item in value for word in (flag, str(item))]
+        else:
+            words += [flag] if value is True else [flag, str(value)]
     return shlex.join(words)
 
 

@@ -6,9 +6,10 @@ checkpoint's meta-learned adapter state). Queries are classified on their own: o
 episode the batch prediction is checked against one-query-at-a-time predictions, and if they
 differ (a transductive adapter) every later query is predicted alone.
 
-``maml``/``fomaml`` checkpoints trained with a full-network inner loop (metadata ``adapt ==
-"full"``) are evaluated the same way by default: the inner loop runs over the whole encoder on
-the episode's images (``adapt="head"`` evaluates on embeddings through the adapter instead).
+Checkpoints of a method whose learner adapts the whole network (``maml``/``fomaml``, metadata
+``adapt == "full"``) are evaluated the same way by default: the method's full-network learner runs
+its inner loop over the encoder on the episode's images, with the checkpoint's ``inner_steps`` /
+``inner_lr`` (``adapt="head"`` evaluates on embeddings through the adapter instead).
 
 Which classes (``split="auto"``, :func:`choose_classes`): the checkpoint's validation classes when
 the data set holds them all (its own data set); else the data set's classes the checkpoint was not
@@ -40,8 +41,8 @@ from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import Progress
 from fewshot_gui.data.episodes import ClassFolderDataset, EpisodeSampler, ImageStore
 from fewshot_gui.encoders.domain_gate import DomainGate
+from fewshot_gui.training.episode_model import EpisodeModel, build_learner
 from fewshot_gui.training.meta_train import mean_ci95
-from fewshot_gui.training.methods import EpisodeModel
 from fewshot_gui.training.open_episodes import limit_images, open_episode
 
 ECE_BINS = 15
@@ -235,13 +236,14 @@ def _embed_cached(config, loaded, dataset, store, image_ids, plan) -> np.ndarray
 
 def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
     """Yields :class:`Progress` per episode, then one result dict (see the module docstring)."""
-    from fewshot_gui.adapters.registry import adapter_names, create_adapter
+    from fewshot_gui.adapters.registry import adapter_class, create_adapter
     from fewshot_gui.encoders.registry import load_encoder
 
     if config.threads:
         torch.set_num_threads(config.threads)
     if config.episodes < 1 or config.way < 2 or config.shot < 1 or config.query < 1:
         raise UsageError("evaluation needs --episodes ≥ 1, --way ≥ 2, --shot ≥ 1, --query ≥ 1")
+    method = adapter_class(config.method)  # an unknown name: UsageError listing the methods
     plan = plan_device(config.device)
     loaded = load_encoder(config.encoder, plan, method=config.method)
     metadata = loaded.metadata or {}
@@ -266,7 +268,7 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
         num_workers=plan.num_workers,
     )
     adapt = config.adapt or metadata.get("adapt") or "head"
-    full_network = config.method in ("maml", "fomaml") and adapt == "full"
+    full_network = method.full_network and adapt == "full"
     adapter_options = {**(metadata.get("adapter_options") or {}), **config.options}
 
     started = time.perf_counter()
@@ -277,10 +279,9 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
     if not full_network:
         steps = _embed_cached_steps(config, loaded, dataset, store, image_ids, plan)
         embeddings = yield from steps
-    builtin = not full_network and config.method not in adapter_names()
     gate = DomainGate.from_dict(metadata.get("domain_gate")) if config.route else None
     base_embeddings = None
-    if gate is not None and embeddings is not None and not builtin:
+    if gate is not None and embeddings is not None:
         base = load_encoder(gate.base, plan)
         base_store = ImageStore(
             dataset, base.spec.preprocessing, preload=False, num_workers=plan.num_workers
@@ -291,20 +292,15 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
         base_embeddings = yield from steps
     routed = 0
     model = None
-    if full_network or builtin:
-        model = EpisodeModel(
-            loaded.model,
-            config.method,
-            int(loaded.spec.embed_dim),
-            inner_steps=int(metadata.get("inner_steps") or 5),
-            inner_lr=float(metadata.get("inner_lr") or 0.1),
-            adapt=adapt,
-        ).to(plan.device)
-        if model.learner is not None and loaded.adapter_state:
-            model.learner.load_state_dict(
-                {k: v for k, v in loaded.adapter_state.items() if k in model.learner.state_dict()}
-            )
-        model.eval()
+    if full_network:
+        dim = int(loaded.spec.embed_dim)
+        settings = {
+            "steps": int(metadata.get("inner_steps") or 5),
+            "lr": float(metadata.get("inner_lr") or 0.1),
+            "adapt": "full",
+        }
+        model = EpisodeModel(loaded.model, build_learner(config.method, dim, settings), dim)
+        model.to(plan.device).eval()
     accuracies, confidences, correct = [], [], []
     per_query = False
     checked = False
@@ -324,7 +320,7 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
             )
         names = [dataset.classes[c] for c in episode.classes]
         if model is not None:
-            probs = _model_probs(model, store, dataset, episode, embeddings, row, plan)
+            probs = _model_probs(model, store, dataset, episode, plan)
         else:
             assert embeddings is not None
             features, state = embeddings, loaded.adapter_state
@@ -380,8 +376,6 @@ def evaluate(config: EvalConfig) -> Iterator[Progress | dict[str, Any]]:
         "adaptation": (
             "full-network inner loop on images"
             if full_network
-            else "built-in learner on embeddings"
-            if builtin
             else "registry adapter on embeddings"
         ),
         "queries_predicted_alone": bool(per_query or model is not None),
@@ -413,23 +407,14 @@ def _refined_probs(
     return probs
 
 
-def _model_probs(model, store, dataset, episode, embeddings, row, plan) -> np.ndarray:
-    """Query probabilities ``(Q, way)`` from the training-time episode model (one query at a
-    time for the full-network inner loop: GroupNorm makes embeddings per image anyway)."""
-    way = len(episode.classes)
+def _model_probs(model, store, dataset, episode, plan) -> np.ndarray:
+    """Query probabilities ``(Q, way)`` from the full-network episode model on the images."""
     support_y = torch.from_numpy(episode.support_y).to(plan.device)
+    norm = store.preprocessing.normalize
     with torch.no_grad():
-        if embeddings is not None:
-            support = torch.from_numpy(embeddings[row[dataset.item_image[episode.support]]])
-            query = torch.from_numpy(embeddings[row[dataset.item_image[episode.query]]])
-            logits = model.embedding_logits(
-                support.to(plan.device), support_y, query.to(plan.device), way
-            )
-        else:
-            norm = store.preprocessing.normalize
-            support_x = norm(plan.to_device(store.items(episode.support, dataset)))
-            query_x = norm(plan.to_device(store.items(episode.query, dataset)))
-            logits = model(support_x, support_y, query_x, way)
+        support_x = norm(plan.to_device(store.items(episode.support, dataset)))
+        query_x = norm(plan.to_device(store.items(episode.query, dataset)))
+        logits = model(support_x, support_y, query_x, len(episode.classes))
     return torch.softmax(logits.detach().float(), 1).cpu().numpy()
 
 

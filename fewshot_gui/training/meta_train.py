@@ -8,6 +8,12 @@ RNG state) and is rewritten atomically every ``state_every`` iterations and on i
 
 Episode ``i`` depends only on ``(seed, i)`` and the learning rate only on the step, so a resumed run
 replays exactly what the uninterrupted one would have done.
+
+The method is the adapter registry's: its class gives the learner trained here
+(:func:`~fewshot_gui.training.episode_model.build_learner`, from ``inner_steps`` / ``inner_lr`` /
+``adapt`` and ``options``); what the learner reports (``describe()``, ``calibrate()`` after each
+validation: the metric method's temperature, fitted on the validation episodes) is recorded in the
+checkpoint's metadata, and its ``adapter_state()`` is the checkpoint's adapter state.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from fewshot_gui.encoders.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from fewshot_gui.training.methods import METHODS, OPTIMIZATION, EpisodeModel
+from fewshot_gui.training.episode_model import EpisodeModel, build_learner
 
 BACKBONES = ("conv4", "resnet12", "efficientnet-lite0")
 PRETRAINED = ("efficientnet-lite0",)
@@ -78,9 +84,10 @@ class MetaTrainConfig:
     lr_halve_every: int = 2000
     clip: float = 10.0
     inner_steps: int = 5
-    inner_lr: float | None = None  # default 0.4 full network, 0.1 head
+    inner_lr: float | None = None  # default: the method's (maml: 0.4 full network, 0.1 head)
     meta_batch: int = 1
     adapt: str | None = None  # maml/fomaml: "full" (default for conv4/resnet12) or "head"
+    options: dict[str, Any] = field(default_factory=dict)  # the learner's own, e.g. distance
     init: str | None = None  # start from this checkpoint's encoder (e.g. metric-trained)
     freeze_until: str | None = None  # freeze parameters before the first one with this prefix
     backbone_lr_scale: float | None = None  # default 0.1 for pretrained backbones, else 1
@@ -214,8 +221,6 @@ class _Run:
 
     def __init__(self, config: MetaTrainConfig, plan: DevicePlan) -> None:
         self.config, self.plan = config, plan
-        if config.method not in METHODS:
-            raise UsageError(f"unknown method {config.method!r}: choose {', '.join(METHODS)}")
         full = ClassFolderDataset(config.data_dir, config.classes_at_depth)
         rotations = (0, 90, 180, 270) if config.rotations else (0,)
         if config.val_fraction > 0:
@@ -231,31 +236,23 @@ class _Run:
         if freeze is None and self.pretrained:
             freeze = "blocks.5"
         self.frozen = _freeze(encoder, freeze)
-        full_ok = config.method in ("maml", "fomaml") and not self.pretrained
-        self.adapt = config.adapt or ("full" if full_ok else "head")
-        if self.adapt == "full" and config.method not in ("maml", "fomaml"):
-            raise UsageError("--adapt full is for maml and fomaml; the others adapt the head")
-        default_inner = 0.4 if self.adapt == "full" else 0.1
-        self.inner_lr = config.inner_lr if config.inner_lr is not None else default_inner
-        self.model = EpisodeModel(
-            encoder,
-            config.method,
-            int(encoder.embed_dim),
-            inner_steps=config.inner_steps,
-            inner_lr=self.inner_lr,
-            adapt=self.adapt,
-            learner=_adapter_learner(
-                config.method, int(encoder.embed_dim), config.inner_steps, self.inner_lr, self.adapt
-            ),
-        )
+        settings = {
+            "steps": config.inner_steps,
+            "lr": config.inner_lr,
+            "adapt": config.adapt,
+            "pretrained": self.pretrained,
+        }
+        dim = int(encoder.embed_dim)
+        learner = build_learner(config.method, dim, settings, config.options)
+        self.model = EpisodeModel(encoder, learner, dim)
         self.model.to(plan.device)
+        self.calibration: dict[str, Any] | None = None  # the learner's, at the last validation
         scale = config.backbone_lr_scale
         scale = scale if scale is not None else (0.1 if self.pretrained else 1.0)
         groups = [
-            {"params": [p for p in encoder.parameters() if p.requires_grad], "lr_scale": scale}
+            {"params": [p for p in encoder.parameters() if p.requires_grad], "lr_scale": scale},
+            {"params": list(learner.parameters()), "lr_scale": 1.0},
         ]
-        if self.model.learner is not None:
-            groups.append({"params": list(self.model.learner.parameters()), "lr_scale": 1.0})
         self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr)
         preload = config.preload
         if preload is None:
@@ -336,10 +333,11 @@ class _Run:
         return total_loss, total_acc
 
     def validate(self) -> tuple[float, float]:
-        """Accuracy (mean, ci95) over the fixed validation episodes."""
+        """Accuracy (mean, ci95) over the fixed validation episodes; then the learner's
+        ``calibrate`` hook, if any, on their query logits."""
         assert self.val_sampler is not None
         self.model.eval()
-        accuracies = []
+        accuracies, all_logits, targets = [], [], []
         with torch.no_grad():
             for i in range(self.config.val_episodes):
                 episode = self.val_sampler.episode(i)
@@ -347,6 +345,16 @@ class _Run:
                 with self._autocast():
                     logits = self.model(support_x, support_y, query_x, self.val_sampler.way)
                 accuracies.append(float((logits.argmax(1) == query_y).float().mean()))
+                all_logits.append(logits.detach().float())
+                targets.append(query_y)
+        calibrate = getattr(self.model.learner, "calibrate", None)
+        if callable(calibrate):
+            sampler = self.val_sampler
+            self.calibration = {
+                **calibrate(torch.cat(all_logits), torch.cat(targets)),
+                "fitted_on": f"{len(accuracies)} validation episodes, {sampler.way}-way "
+                f"{sampler.shot}-shot",
+            }
         return mean_ci95(accuracies)
 
     # --- persistence -------------------------------------------------------------------------
@@ -386,7 +394,13 @@ class _Run:
                 f"--resume: {self.state_path} was made with other settings "
                 f"({', '.join(diff)}); use the same options or another --out"
             )
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError:
+            raise UsageError(
+                f"--resume: {self.state_path} holds another model (made by an older version?); "
+                "use another --out"
+            ) from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.step_done, self.best = state["step"], state["best"]
         self.history, self.wall_s = state["history"], state["wall_s"]
@@ -396,12 +410,15 @@ class _Run:
 
     def save_checkpoint(self, accuracy: float | None, ci95: float | None) -> None:
         cfg, plan = self.config, self.plan
+        learned = self.model.describe()
         metadata = {
             "method": cfg.method,
             "backbone": self.arch["name"],
-            "adapt": self.adapt if cfg.method in OPTIMIZATION else None,
-            "inner_steps": cfg.inner_steps if cfg.method in OPTIMIZATION else None,
-            "inner_lr": self.inner_lr if cfg.method in OPTIMIZATION else None,
+            "adapt": learned.get("adapt"),
+            "inner_steps": learned.get("inner_steps"),
+            "inner_lr": learned.get("inner_lr"),
+            "learner": learned,
+            "calibration": self.calibration,
             "dataset": os.path.abspath(cfg.data_dir),
             "train_classes": self.train_set.used_base_classes,
             "train_groups": self.train_set.used_groups,
@@ -459,31 +476,6 @@ def _resume_key(config: MetaTrainConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(config).items() if k not in skip}
 
 
-def _adapter_learner(
-    method: str, embed_dim: int, inner_steps: int, inner_lr: float, adapt: str
-) -> nn.Module | None:
-    """The registry adapter's own differentiable learner where one exists (its ``state_dict`` is
-    then exactly the adapter state), else None (:class:`EpisodeModel` uses its built-in one)."""
-    if method == "memory":
-        try:
-            from fewshot_gui.adapters.memory import MemoryReadWrite
-        except ImportError:
-            return None
-        return MemoryReadWrite(embed_dim, min(embed_dim, 256))  # small files, fast reads
-    if method == "metalstm":
-        from fewshot_gui.adapters.metalstm import MetaLSTMLearner
-
-        return MetaLSTMLearner(embed_dim, inner_steps)
-    if method in OPTIMIZATION and adapt == "head":
-        try:
-            from fewshot_gui.adapters.maml import HeadLearner
-        except ImportError:
-            return None
-        first_order, learn_lr = method == "fomaml", method == "metasgd"
-        return HeadLearner(embed_dim, inner_steps, inner_lr, first_order, learn_lr)
-    return None
-
-
 def meta_train(config: MetaTrainConfig) -> Iterator[Progress | dict[str, Any]]:
     """Run (or resume) meta-training; see the module docstring for what is yielded."""
     if config.threads:
@@ -491,8 +483,6 @@ def meta_train(config: MetaTrainConfig) -> Iterator[Progress | dict[str, Any]]:
     for name in ("way", "shot", "episodes", "meta_batch"):
         if getattr(config, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
-    if config.method in (*OPTIMIZATION, "metalstm") and config.inner_steps < 1:
-        raise UsageError("--inner-steps must be at least 1")
     plan = plan_device(config.device, image_size=config.image_size or 84)
     run = _Run(config, plan)
     resumed = config.resume and run.load_state()

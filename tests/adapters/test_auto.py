@@ -275,7 +275,7 @@ def test_state_split_by_prefix_and_states_argument():
     x, y, _ = blobs(7, way=3, shot=10)
     auto.fit(x, y)
     assert "metalstm" in auto.scores
-    assert int(auto._make("metalstm").fit(x, y).learner.inner_steps) == 1
+    assert int(auto._make("metalstm").fit(x, y).module.inner_steps) == 1
 
 
 def test_all_four_families_and_options():
