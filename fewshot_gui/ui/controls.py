@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from fewshot_gui.core.names import FALLBACK_METHODS
-from fewshot_gui.ui.image_grid import paths_from_mime
+from fewshot_gui.ui.dropped_paths import paths_from_mime
 
 DEFAULT_ENCODER = "(default)"
 METHOD_HELP = {

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QApplication
 
 from fewshot_gui.core.types import Progress
 from fewshot_gui.data.folder import IMAGE_EXTENSIONS
-from fewshot_gui.ui import class_panel
+from fewshot_gui.ui import class_card
 from tests.ui.conftest import run_labeling, setup_labeling
 
 _setup, _run = setup_labeling, run_labeling
@@ -61,7 +61,7 @@ def test_add_images_button_takes_image_files_of_every_known_extension(
         filters.append(file_filter)
         return [*support["red"], str(tmp_path / "notes.txt")], ""
 
-    monkeypatch.setattr(class_panel.QFileDialog, "getOpenFileNames", choose)
+    monkeypatch.setattr(class_card.QFileDialog, "getOpenFileNames", choose)
     card.add_images_button.click()
     assert app.state.find("red").examples == support["red"]
     for extension in IMAGE_EXTENSIONS:
