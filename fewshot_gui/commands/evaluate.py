@@ -12,7 +12,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("data_dir", metavar="DATA_DIR", help="class folders (or group/class folders, as Omniglot)")
     add("--encoder", required=True, metavar="NAME|CKPT", help="registered encoder or checkpoint")
-    add("--method", default="metric", help="adapter: metric, memory, maml, fomaml, anil, metasgd…")
+    from fewshot_gui.adapters.registry import adapter_names
+
+    add("--method", default="metric", help=f"adapter method: {', '.join(adapter_names())}")
     add("--way", type=int, default=5)
     add("--shot", type=int, default=1)
     add("--query", type=int, default=15)

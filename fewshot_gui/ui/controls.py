@@ -24,16 +24,6 @@ from fewshot_gui.core.names import FALLBACK_METHODS
 from fewshot_gui.ui.dropped_paths import paths_from_mime
 
 DEFAULT_ENCODER = "(default)"
-METHOD_HELP = {
-    "auto": "pick the method automatically",
-    "metric": "prototypes: nearest class mean (fast)",
-    "memory": "key-value memory of every example",
-    "maml": "gradient adaptation (MAML)",
-    "fomaml": "first-order MAML",
-    "anil": "gradient adaptation of the head only (ANIL)",
-    "metasgd": "Meta-SGD: learned step sizes",
-    "metalstm": "learned optimizer (Meta-LSTM)",
-}
 
 
 _AUTO = re.compile(r"^auto\s*(?:→|->)\s*(\w+)\s*(?:\((.*)\))?\s*$", re.S)
@@ -130,8 +120,11 @@ class ControlPanel(QWidget):
             self.folder.setText(folder)
             self.settingsChanged.emit()
 
-    def set_choices(self, methods: list[str], encoders: list[str]) -> None:
-        """Fill the choosers (names come from the worker, which may import the engine)."""
+    def set_choices(
+        self, methods: list[str], encoders: list[str], helps: dict[str, str] | None = None
+    ) -> None:
+        """Fill the choosers (names and each method's help line come from the worker, which may
+        import the engine: the adapter registry)."""
         current_m, current_e = self.method.currentData(), self.encoder.currentData()
         for box in (self.method, self.encoder):
             box.blockSignals(True)
@@ -139,7 +132,7 @@ class ControlPanel(QWidget):
         for name in methods:
             self.method.addItem(name, name)
             self.method.setItemData(
-                self.method.count() - 1, METHOD_HELP.get(name, name), role=3
+                self.method.count() - 1, (helps or {}).get(name, name), role=3
             )  # ToolTipRole
         self.encoder.addItem(DEFAULT_ENCODER, "")
         for name in encoders:

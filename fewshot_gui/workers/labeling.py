@@ -63,6 +63,16 @@ def available_choices() -> tuple[list[str], list[str]]:
     return methods, encoders
 
 
+def method_help() -> dict[str, str]:
+    """One help line per method, from the adapter registry (empty when it cannot be imported)."""
+    try:
+        from fewshot_gui.adapters.registry import method_help as registry_help
+
+        return registry_help()
+    except Exception:
+        return {}
+
+
 def _is_plain(error: BaseException) -> bool:
     from fewshot_gui.core.errors import FewShotError
 
@@ -90,7 +100,7 @@ class LabelingWorker(QObject):
     warning = Signal(str)  # a plain line about a problem that did not stop the job (cache rebuilt)
     deviceReady = Signal(str)
     methodChosen = Signal(str, str)  # details ("auto → memory (LOO accuracy: …)"), plain reason
-    choicesReady = Signal(list, list)  # method names, encoder names
+    choicesReady = Signal(list, list, dict)  # method names, encoder names, {method: help line}
     jobStarted = Signal(int, str)
     jobFinished = Signal(int, str)  # job id, "done" | "cancelled" | "failed"
     _stepRequested = Signal()
@@ -226,9 +236,10 @@ class LabelingWorker(QObject):
         self._prepare_thread()
         with gc_paused():
             methods, encoders = available_choices()
+            helps = method_help()
             with contextlib.suppress(Exception):  # a broken engine reports itself on first use
                 import fewshot_gui.session  # noqa: F401
-        self.choicesReady.emit(methods, encoders)
+        self.choicesReady.emit(methods, encoders, helps)
 
     @Slot(int, dict, dict, str, bool)
     def start(

@@ -115,12 +115,19 @@ def test_the_plugin_is_registered_and_labels(plugin_path: Path) -> None:
     assert (adapter.predict_proba(x[:3]).argmax(1) == [0, 1, 2]).all()
 
 
-def test_auto_and_the_app_chooser_offer_it(plugin_path: Path) -> None:
+def test_auto_and_the_app_chooser_offer_it(plugin_path: Path, qtbot) -> None:
     assert "nearest" in create_adapter("auto").candidates  # the class says auto = "default"
-    from fewshot_gui.workers.labeling import available_choices
+    from fewshot_gui.ui.controls import ControlPanel
+    from fewshot_gui.workers.labeling import available_choices, method_help
 
     methods, _ = available_choices()
     assert "nearest" in methods and methods[0] == "auto"
+    panel = ControlPanel()
+    qtbot.addWidget(panel)
+    panel.set_choices(methods, [], method_help())
+    row = panel.method.findData("nearest")
+    assert row > 0
+    assert panel.method.itemData(row, role=3) == "nearest single example (a plug-in)"  # tooltip
 
 
 def test_label_evaluate_and_meta_train_offer_it(
