@@ -20,10 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from fewshot_gui.data.decode import decode_image
 from fewshot_gui.data.preprocess import Preprocessing
 from fewshot_gui.encoders.pretrained import (
-    EFFICIENTNET_LITE0_PREPROCESSING,
-    IMAGENET_PREPROCESSING,
     efficientnet_lite0,
+    efficientnet_lite_preprocessing,
+    torchvision_preprocessing,
 )
+
+EFFICIENTNET_LITE0_PREPROCESSING = efficientnet_lite_preprocessing(0)
+IMAGENET_PREPROCESSING = torchvision_preprocessing("resnet18")  # ImageNet mean/std
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "flowers102"
 DAISY = 985

@@ -11,7 +11,7 @@ import torch
 from imagefactory import make_image
 
 from fewshot_gui.data.folder import record_for
-from fewshot_gui.encoders.backbones import build_backbone
+from fewshot_gui.encoders.backbones import Conv4
 from fewshot_gui.encoders.checkpoint import save_checkpoint
 from fewshot_gui.encoders.domain_gate import DomainGate
 from fewshot_gui.encoders.registry import CONV4_PREPROCESSING
@@ -41,7 +41,7 @@ def _base_embeddings(paths: list[Path], cache: Path) -> np.ndarray:
 def _gated_checkpoint(path: Path, bank: np.ndarray, threshold: float) -> Path:
     """A 'tuned' Conv-4 (other random weights) whose gate's base is the registered conv4."""
     torch.manual_seed(123)
-    model = build_backbone("conv4", in_channels=3, image_size=84)
+    model = Conv4(in_channels=3, image_size=84)
     gate = DomainGate("conv4", bank, threshold, "test")
     return save_checkpoint(
         path,

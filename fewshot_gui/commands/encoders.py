@@ -17,12 +17,15 @@ def _input_size(spec: Any) -> str:
 
 
 def encoder_rows() -> list[dict[str, Any]]:
-    """One dict per registered encoder: name, embed_dim, input_size, weights_source, usable,
-    reason (None when usable), description; ``omniglot``/``photos`` also list their methods."""
+    """One dict per registered encoder (built-ins and plug-ins): name, embed_dim, input_size,
+    weights_source, usable, reason (None when usable), default, description; a family encoder
+    (``omniglot``, ``photos``) also has ``checkpoints`` (each shipped file's name and the methods
+    whose meta-learned state it carries) and ``methods`` (all of them), and names its files (never
+    their folder) in ``weights_source``."""
     from fewshot_gui.encoders.registry import (
-        METHODS,
         default_encoder_name,
-        family_checkpoint,
+        family_checkpoints,
+        in_method_order,
         list_encoders,
     )
 
@@ -40,10 +43,30 @@ def encoder_rows() -> list[dict[str, Any]]:
             "default": spec.name == default,
             "description": spec.description,
         }
-        if spec.name in ("omniglot", "photos"):
-            row["methods"] = [m for m in METHODS if family_checkpoint(spec.name, m).is_file()]
+        if spec.family:
+            files = family_checkpoints(spec.name)
+            row["checkpoints"] = [{"file": path.name, "methods": m} for path, m in files]
+            row["methods"] = in_method_order(m for _, methods in files for m in methods)
+            if files:
+                row["weights_source"] = (
+                    f"meta-trained, shipped: {_files(spec.name, row['checkpoints'])}"
+                )
         rows.append(row)
     return rows
+
+
+def _files(name: str, checkpoints: list[dict[str, Any]]) -> str:
+    """The shipped files, those holding one method each as ``<name>-<method>.pt (N files)``."""
+    one_each = [
+        c
+        for c in checkpoints
+        if len(c["methods"]) == 1 and c["file"] == f"{name}-{c['methods'][0]}.pt"
+    ]
+    files = [c["file"] for c in checkpoints if c not in one_each]
+    if one_each:
+        count = f" ({len(one_each)} files)" if len(one_each) > 1 else ""
+        files.append(f"{name}-<method>.pt{count}")
+    return ", ".join(files)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -52,7 +75,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         status = "usable" if row["usable"] else f"not usable: {row['reason']}"
         if row.get("methods"):
-            status += f" (methods: {', '.join(row['methods'])})"
+            status += f" — meta-learned: {', '.join(row['methods'])}"
         name = row["name"] + (" (default)" if row["default"] else "")
         lines.append(
             (name, str(row["embed_dim"]), row["input_size"], row["weights_source"], status)

@@ -2,12 +2,11 @@
 
 Both use GroupNorm instead of BatchNorm: an image's embedding never depends on the other images of
 its batch, in training as in evaluation, so labeling one image at a time gives the same answer as
-labeling a folder. Input: normalised float ``(N, C, H, W)``; output ``(N, embed_dim)``.
+labeling a folder. Input: normalised float ``(N, C, H, W)``; output ``(N, embed_dim)``. They are
+registered (by name, with their builders) in :mod:`fewshot_gui.encoders.builtin`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -119,26 +118,10 @@ class ResNet12(nn.Module):
         return self.blocks(x).mean(dim=(2, 3))
 
 
-BACKBONES: dict[str, Callable[..., nn.Module]] = {"conv4": Conv4, "resnet12": ResNet12}
-"""Backbone name → constructor (random initialisation; meta-train before use)."""
+CONV4_PREPROCESSING = Preprocessing(resize=84, crop=84, interpolation="bilinear")
+"""84×84 RGB with ImageNet statistics: the input of the built-in ``conv4`` and ``resnet12``."""
 
-
-def build_backbone(name: str, **kwargs: object) -> nn.Module:
-    """A randomly initialised backbone by name (``conv4`` or ``resnet12``); ``kwargs`` go to its
-    constructor (e.g. ``in_channels=1, image_size=28``). The module has ``embed_dim``."""
-    try:
-        constructor = BACKBONES[name]
-    except KeyError:
-        raise UsageError(
-            f"unknown backbone {name!r}: choose one of {', '.join(sorted(BACKBONES))}"
-        ) from None
-    return constructor(**kwargs)
-
-
-def embed_dim_for(name: str, preprocessing: Preprocessing, **kwargs: object) -> int:
-    """Embedding size of backbone ``name`` for images prepared by ``preprocessing`` (one dummy
-    forward pass of a ``(1, channels, crop, crop)`` zero image)."""
-    model = build_backbone(name, in_channels=preprocessing.channels, **kwargs).eval()
-    with torch.no_grad():
-        dummy = torch.zeros(1, preprocessing.channels, preprocessing.crop, preprocessing.crop)
-        return int(model(dummy).shape[1])
+OMNIGLOT_PREPROCESSING = Preprocessing(
+    resize=28, crop=28, mean=(0.5,), std=(0.5,), interpolation="bilinear", channels=1
+)
+"""28×28 grey in [-1, 1]: the input of the shipped Omniglot checkpoints."""

@@ -7,8 +7,8 @@ only str/int/float/bool/None, lists, tuples, dicts and tensors)::
     {
       "format": "fewshot-gui-checkpoint",
       "version": 1,
-      "arch": {"name": "conv4" | "resnet12" | "efficientnet-lite0" | "resnet18" | "resnet50",
-               "kwargs": {...}},                 # constructor arguments, e.g. {"in_channels": 1}
+      "arch": {"name": str,                     # a registered encoder with an architecture:
+               "kwargs": {...}},                 # conv4, efficientnet-lite0, … and its arguments
       "preprocessing": {...},                    # Preprocessing.to_dict()
       "embed_dim": int,                          # the encoder's output size D
       "encoder_state": {name: Tensor},           # the encoder's state_dict
@@ -18,13 +18,13 @@ only str/int/float/bool/None, lists, tuples, dicts and tensors)::
     }                                            # validation accuracy, date, …
 
 Floating tensors may be stored as float16 (``half=True``) to keep shipped files small; they are
-always loaded back as float32. Files are written atomically (temporary file + ``os.replace``).
+always loaded back as float32. Files are written through :func:`~fewshot_gui.core.atomic.atomic_open`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,39 +32,29 @@ import numpy as np
 import torch
 from torch import nn
 
+from fewshot_gui.core.atomic import atomic_open
 from fewshot_gui.core.errors import CheckpointError
 from fewshot_gui.data.preprocess import Preprocessing
-from fewshot_gui.encoders.backbones import build_backbone
-from fewshot_gui.encoders.pretrained import (
-    efficientnet_lite_architecture,
-    torchvision_architecture,
-)
+from fewshot_gui.encoders.catalog import find_encoder, list_encoders
 
 FORMAT = "fewshot-gui-checkpoint"
 VERSION = 1
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
-    "conv4": lambda **kw: build_backbone("conv4", **kw),
-    "resnet12": lambda **kw: build_backbone("resnet12", **kw),
-    **{
-        f"efficientnet-lite{v}": lambda v=v, **kw: efficientnet_lite_architecture(v, **kw)
-        for v in (0, 1, 2)
-    },
-    "resnet18": lambda **kw: torchvision_architecture("resnet18", **kw),
-    "resnet50": lambda **kw: torchvision_architecture("resnet50", **kw),
-}
-"""Architecture name → builder of the bare network (random weights, nothing downloaded)."""
+
+def architecture_names() -> list[str]:
+    """Registered encoders whose bare network a checkpoint can name in ``arch.name``."""
+    return [spec.name for spec in list_encoders() if spec.architecture is not None]
 
 
 def build_architecture(name: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
-    """The bare network ``name`` with random weights; raises :class:`CheckpointError` if unknown."""
-    try:
-        builder = ARCHITECTURES[name]
-    except KeyError:
+    """The bare network of registered encoder ``name`` (its ``architecture``) with random weights;
+    nothing is downloaded. Raises :class:`CheckpointError` when no encoder provides it."""
+    spec = find_encoder(name)
+    if spec is None or spec.architecture is None:
         raise CheckpointError(
-            f"unknown encoder architecture {name!r} (known: {', '.join(ARCHITECTURES)})"
-        ) from None
-    return builder(**dict(kwargs or {}))
+            f"unknown encoder architecture {name!r} (known: {', '.join(architecture_names())})"
+        )
+    return spec.architecture(**dict(kwargs or {}))
 
 
 def _plain(value: Any, half: bool, where: str) -> Any:
@@ -122,7 +112,8 @@ def save_checkpoint(
 
     ``half=True`` stores floating tensors as float16 (loaded back as float32).
     """
-    if arch_name not in ARCHITECTURES:
+    spec = find_encoder(arch_name)
+    if spec is None or spec.architecture is None:
         raise CheckpointError(f"unknown encoder architecture {arch_name!r}")
     if isinstance(preprocessing, Preprocessing):
         preprocessing = preprocessing.to_dict()
@@ -140,16 +131,8 @@ def save_checkpoint(
         "metadata": _plain(dict(metadata or {}), False, "metadata"),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path, "wb") as handle:
+        torch.save(payload, handle)
     return path
 
 

@@ -1,19 +1,24 @@
 """ImageNet backbones: EfficientNet-Lite0/1/2 from PyPI-packaged weight files (work offline) and
 torchvision's ResNets (downloaded once by torch hub; offline they fail with one plain line).
 
-Every builder returns a model in eval mode whose forward maps normalised float ``(N, 3, 224, 224)``
-to ``(N, embed_dim)`` penultimate features (no classifier), unless asked for the classifier;
-Lite1/2 take 240/260 px crops.
+Preprocessing comes from the weights' own configuration: timm's pretrained config for the
+EfficientNet-Lites, torchvision's ``Weights.transforms()`` for the ResNets (reading either downloads
+nothing). Every builder returns a model in eval mode whose forward maps normalised float
+``(N, 3, crop, crop)`` to ``(N, embed_dim)`` penultimate features (no classifier), unless asked for
+the classifier.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import math
 import pickle
 import socket
 import sys
 import urllib.error
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,37 +29,30 @@ from fewshot_gui.data.preprocess import Preprocessing
 OFFLINE_ALTERNATIVES = "efficientnet-lite0, photos, omniglot, conv4, resnet12 or a checkpoint file"
 """Encoders that need no download, named in every 'weights unavailable' message."""
 
-EFFICIENTNET_LITE_INPUT: dict[int, tuple[int, int]] = {0: (224, 256), 1: (240, 272), 2: (260, 292)}
-"""EfficientNet-Lite variant → (crop, resize): timm's ``pretrained_cfg`` input size and
-``floor(size / crop_pct)`` (0.875, 0.882, 0.89); a test checks them against timm's own config."""
-
-
-def efficientnet_lite_preprocessing(variant: int) -> Preprocessing:
-    """Inputs in [-1, 1] (mean = std = 0.5), as the TensorFlow originals were trained (ImageNet
-    mean/std costs ~10 points), bicubic resize, centre crop."""
-    crop, resize = EFFICIENTNET_LITE_INPUT[variant]
-    return Preprocessing(
-        resize=resize, crop=crop, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), interpolation="bicubic"
-    )
-
-
-EFFICIENTNET_LITE0_PREPROCESSING = efficientnet_lite_preprocessing(0)
-
-IMAGENET_PREPROCESSING = Preprocessing(
-    resize=256,
-    crop=224,
-    mean=(0.485, 0.456, 0.406),
-    std=(0.229, 0.224, 0.225),
-    interpolation="bilinear",
-)
-"""torchvision's ImageNet preprocessing for its ResNets."""
-
-EFFICIENTNET_LITE0_EMBED_DIM = EFFICIENTNET_LITE_EMBED_DIM = 1280
+EFFICIENTNET_LITE_EMBED_DIM = 1280
 TORCHVISION_EMBED_DIM = {"resnet18": 512, "resnet50": 2048}
 DOWNLOAD_TIMEOUT_S = 30.0
 
 
 # --- EfficientNet-Lite0/1/2 ----------------------------------------------------------------------
+
+
+@functools.cache
+def efficientnet_lite_preprocessing(variant: int = 0) -> Preprocessing:
+    """timm's pretrained config of ``tf_efficientnet_lite<variant>``, as timm's own eval transform
+    applies it: shorter side to ``floor(input / crop_pct)``, centre crop, mean = std = 0.5 (inputs in
+    [-1, 1], as the TensorFlow originals were trained; ImageNet mean/std costs ~10 points)."""
+    import timm
+
+    config = timm.models.get_pretrained_cfg(f"tf_efficientnet_lite{variant}")
+    crop = int(config.input_size[-1])
+    return Preprocessing(
+        resize=math.floor(crop / config.crop_pct),
+        crop=crop,
+        mean=tuple(float(m) for m in config.mean),
+        std=tuple(float(s) for s in config.std),
+        interpolation=str(config.interpolation),
+    )
 
 
 def efficientnet_lite_weights_path(variant: int = 0) -> Path | None:
@@ -134,24 +132,30 @@ def efficientnet_lite0(with_classifier: bool = False) -> nn.Module:
     return efficientnet_lite(0, with_classifier)
 
 
-def efficientnet_lite0_architecture(with_classifier: bool = False) -> nn.Module:
-    """Lite0's architecture with random weights (checkpoints of ``photos`` load into it)."""
-    return efficientnet_lite_architecture(0, with_classifier)
-
-
-def efficientnet_lite0_check_available() -> str | None:
-    return efficientnet_lite_check_available(0)
-
-
 # --- torchvision ResNets -------------------------------------------------------------------------
 
 
-def _torchvision_weights(name: str):
+def _torchvision_weights(name: str) -> Any:
+    """The ImageNet weights enum of ``name`` (importing torchvision.models downloads nothing)."""
     from torchvision.models import ResNet18_Weights, ResNet50_Weights
 
     return {"resnet18": ResNet18_Weights.IMAGENET1K_V1, "resnet50": ResNet50_Weights.IMAGENET1K_V2}[
         name
     ]
+
+
+@functools.cache
+def torchvision_preprocessing(name: str) -> Preprocessing:
+    """The preprocessing that ``name``'s weights declare (``Weights.transforms()``): e.g. ResNet-50
+    ``IMAGENET1K_V2`` resizes the shorter side to 232, not the 256 of ``IMAGENET1K_V1``."""
+    transform = _torchvision_weights(name).transforms()
+    return Preprocessing(
+        resize=int(transform.resize_size[0]),
+        crop=int(transform.crop_size[0]),
+        mean=tuple(float(m) for m in transform.mean),
+        std=tuple(float(s) for s in transform.std),
+        interpolation=str(transform.interpolation.value),
+    )
 
 
 def torchvision_weights_file(name: str) -> Path:

@@ -45,6 +45,7 @@ from fewshot_gui.data.episodes import (
     split_classes,
 )
 from fewshot_gui.data.preprocess import Preprocessing
+from fewshot_gui.encoders.catalog import find_encoder
 from fewshot_gui.encoders.checkpoint import (
     build_architecture,
     build_from_checkpoint,
@@ -54,7 +55,12 @@ from fewshot_gui.encoders.checkpoint import (
 from fewshot_gui.training.episode_model import EpisodeModel, build_learner
 
 BACKBONES = ("conv4", "resnet12", "efficientnet-lite0")
-PRETRAINED = ("efficientnet-lite0",)
+
+
+def pretrained(name: str) -> bool:
+    """Whether the registry's encoder ``name`` starts from learned (e.g. ImageNet) weights."""
+    spec = find_encoder(name)
+    return spec is not None and spec.pretrained
 
 
 @dataclass
@@ -108,12 +114,11 @@ def _atomic_save(obj: object, path: str) -> None:
 
 
 def build_encoder(arch: dict[str, Any]) -> nn.Module:
-    """``{"name", "kwargs"}`` → a fresh module (ImageNet weights for pretrained backbones, else
-    random), with ``embed_dim``."""
-    if arch["name"] in PRETRAINED:
-        from fewshot_gui.encoders.pretrained import efficientnet_lite0
-
-        return efficientnet_lite0()
+    """``{"name", "kwargs"}`` → a fresh module from the encoder registry (its learned weights for
+    pretrained backbones, else random), with ``embed_dim``."""
+    spec = find_encoder(arch["name"])
+    if spec is not None and spec.pretrained:
+        return spec.build()
     return build_architecture(arch["name"], arch.get("kwargs"))
 
 
@@ -151,9 +156,9 @@ def _setup_encoder(
         )
     if config.backbone not in BACKBONES:
         raise UsageError(f"unknown backbone {config.backbone!r}: choose {', '.join(BACKBONES)}")
-    if config.backbone in PRETRAINED:
-        from fewshot_gui.encoders.pretrained import EFFICIENTNET_LITE0_PREPROCESSING as prep
-
+    spec = find_encoder(config.backbone)
+    if spec is not None and spec.pretrained:
+        prep = spec.preprocessing
         if config.image_size and config.image_size != prep.crop:
             prep = Preprocessing(
                 **{
@@ -231,7 +236,7 @@ class _Run:
             self.train_set, self.val_set = full.subset(full.base_classes, rotations), None
         torch.manual_seed(config.seed)
         encoder, self.arch, self.preprocessing, _, self.init_meta = _setup_encoder(config, full)
-        self.pretrained = self.arch["name"] in PRETRAINED
+        self.pretrained = pretrained(self.arch["name"])
         freeze = config.freeze_until
         if freeze is None and self.pretrained:
             freeze = "blocks.5"

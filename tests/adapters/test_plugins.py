@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from imagefactory import make_image
+from plugindist import write_distribution
 
 from fewshot_gui.adapters import registry
 from fewshot_gui.adapters.registry import adapter_names, create_adapter, reload_adapters
@@ -64,16 +64,6 @@ class NearestAdapter(Adapter):
         n_way = len(self._classes)
         return nearest_logits(self.scale, self._x, self.targets, queries, n_way)
 '''
-
-
-def write_distribution(root: Path, name: str, entry_points: str, module: str = "") -> None:
-    """An installed-looking distribution ``name`` under ``root`` (metadata, entry points, module)."""
-    info = root / f"{name}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
-    if module:
-        (root / f"{name}.py").write_text(module)
 
 
 @pytest.fixture

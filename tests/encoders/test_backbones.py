@@ -5,15 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fewshot_gui.core.errors import UsageError
-from fewshot_gui.data.preprocess import Preprocessing
-from fewshot_gui.encoders.backbones import (
-    BACKBONES,
-    Conv4,
-    ResNet12,
-    build_backbone,
-    embed_dim_for,
-)
+from fewshot_gui.core.errors import CheckpointError, UsageError
+from fewshot_gui.encoders.backbones import Conv4, ResNet12
+from fewshot_gui.encoders.checkpoint import build_architecture
+
+BACKBONES = ("conv4", "resnet12")
 
 
 @pytest.mark.parametrize(
@@ -42,7 +38,7 @@ def test_conv4_refuses_images_smaller_than_16() -> None:
 
 def test_no_batchnorm_anywhere() -> None:
     for name in BACKBONES:
-        model = build_backbone(name)
+        model = build_architecture(name)
         assert not any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()
         )
@@ -61,7 +57,7 @@ def test_embedding_alone_equals_embedding_in_batch(
     name: str, kwargs: dict, shape: tuple[int, ...], train_mode: bool
 ) -> None:
     torch.manual_seed(0)
-    model = build_backbone(name, **kwargs).train(train_mode)
+    model = build_architecture(name, kwargs).train(train_mode)
     image = torch.randn(1, *shape)
     others = torch.randn(7, *shape) * 3 + 2  # very different batch statistics
     with torch.no_grad():
@@ -70,12 +66,8 @@ def test_embedding_alone_equals_embedding_in_batch(
     torch.testing.assert_close(alone, in_batch, atol=1e-5, rtol=1e-4)
 
 
-def test_build_backbone_unknown_name_lists_known() -> None:
-    with pytest.raises(UsageError, match="conv4"):
-        build_backbone("vgg")
-
-
-def test_embed_dim_for_matches_forward() -> None:
-    grey = Preprocessing(resize=28, crop=28, mean=(0.5,), std=(0.5,), channels=1)
-    assert embed_dim_for("conv4", grey, image_size=28) == 64
-    assert embed_dim_for("conv4", Preprocessing(resize=84, crop=84)) == 1600
+def test_unknown_architecture_lists_known() -> None:
+    with pytest.raises(CheckpointError, match="conv4") as info:
+        build_architecture("vgg")
+    assert "resnet12" in str(info.value) and "efficientnet-lite0" in str(info.value)
+    assert "photos" not in str(info.value)  # a family has no architecture of its own

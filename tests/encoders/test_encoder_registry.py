@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +15,14 @@ from fewshot_gui.core.errors import CheckpointError, UsageError, WeightsUnavaila
 from fewshot_gui.data.preprocess import Preprocessing
 from fewshot_gui.encoders import registry
 from fewshot_gui.encoders.backbones import Conv4
+from fewshot_gui.encoders.builtin import BUILTINS
+from fewshot_gui.encoders.catalog import find_encoder
 from fewshot_gui.encoders.checkpoint import save_checkpoint
 from fewshot_gui.encoders.registry import (
     EncoderSpec,
     default_encoder_name,
+    embedding_cache_id,
+    family_checkpoints,
     find_family_checkpoint,
     list_encoders,
     load_encoder,
@@ -24,7 +31,7 @@ from fewshot_gui.encoders.registry import (
 )
 
 GREY = Preprocessing(resize=28, crop=28, mean=(0.5,), std=(0.5,), channels=1)
-EXPECTED = {"efficientnet-lite0", "resnet18", "resnet50", "conv4", "resnet12", "omniglot", "photos"}
+EXPECTED = list(BUILTINS)
 
 
 @pytest.fixture
@@ -35,7 +42,10 @@ def resources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "resources"
 
 
-def _write(path: Path, method: str | None = "metric", seed: int = 0) -> Conv4:
+def _write(
+    path: Path, method: str | None = "metric", seed: int = 0, state: dict | None = None
+) -> Conv4:
+    """A tiny Conv-4 checkpoint; its adapter state is ``state`` (default: a scale if ``method``)."""
     torch.manual_seed(seed)
     model = Conv4(in_channels=1, image_size=28, hidden=8).eval()
     save_checkpoint(
@@ -46,14 +56,14 @@ def _write(path: Path, method: str | None = "metric", seed: int = 0) -> Conv4:
         embed_dim=model.embed_dim,
         encoder_state=model.state_dict(),
         adapter_method=method,
-        adapter_state={"scale": torch.tensor([2.0])} if method else None,
+        adapter_state=state or ({"scale": torch.tensor([2.0])} if method else None),
         metadata={"command": "test"},
     )
     return model
 
 
-def test_builtin_names_registered() -> None:
-    assert {spec.name for spec in list_encoders()} >= EXPECTED
+def test_builtin_names_registered_in_order() -> None:
+    assert [spec.name for spec in list_encoders()][: len(EXPECTED)] == EXPECTED
 
 
 def test_duplicate_name_refused() -> None:
@@ -110,7 +120,7 @@ def test_family_method_picks_and_falls_back(resources: Path) -> None:
     spec = resolve_encoder("omniglot", method="maml")
     assert spec.checkpoint_path == ckpts / "omniglot-fomaml.pt"
     assert spec.preprocessing == GREY and spec.embed_dim == 8
-    assert registry._REGISTRY["omniglot"].check_available() is None
+    assert find_encoder("omniglot").check_available() is None
 
 
 def test_load_encoder_from_family_and_adapter_state(resources: Path) -> None:
@@ -175,3 +185,59 @@ def test_default_encoder_follows_photos_checkpoint(resources: Path) -> None:
 def test_resources_dir_defaults_to_repository(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FEWSHOT_GUI_RESOURCES", raising=False)
     assert registry.resources_dir() == Path(registry.__file__).resolve().parents[2] / "resources"
+
+
+def test_family_checkpoints_name_each_file_and_its_methods(resources: Path) -> None:
+    ckpts = resources / "checkpoints"
+    merged = {f"{m}.scale": torch.tensor([1.0]) for m in ("metalstm", "memory", "metric")}
+    _write(ckpts / "photos.pt", "multi", state=merged)
+    _write(ckpts / "omniglot-anil.pt", "anil")
+    _write(ckpts / "omniglot-metric.pt", "metric")
+    (ckpts / "omniglot-memory.pt").write_bytes(b"damaged")
+    assert [(p.name, m) for p, m in family_checkpoints("photos")] == [
+        ("photos.pt", ["metric", "memory", "metalstm"])
+    ]
+    assert [(p.name, m) for p, m in family_checkpoints("omniglot")] == [
+        ("omniglot-anil.pt", ["anil"]),
+        ("omniglot-memory.pt", []),
+        ("omniglot-metric.pt", ["metric"]),
+    ]
+    spec = resolve_encoder("photos", method="memory")
+    assert spec.checkpoint_path == ckpts / "photos.pt" and spec.name == "photos"
+
+
+def test_resnet50_preprocessing_is_its_weights_own_and_changes_the_cache_key() -> None:
+    """IMAGENET1K_V2 declares resize 232 (the hand-copied table said 256): a corrected
+    preprocessing must not reuse embeddings cached with the old one."""
+    from torchvision.models import ResNet50_Weights
+
+    spec = resolve_encoder("resnet50")
+    declared = ResNet50_Weights.IMAGENET1K_V2.transforms()
+    assert (spec.preprocessing.resize, spec.preprocessing.crop) == (232, 224)
+    assert [spec.preprocessing.resize] == list(declared.resize_size)
+    old = dataclasses.replace(
+        spec, preprocessing=dataclasses.replace(spec.preprocessing, resize=256)
+    )
+    assert embedding_cache_id(spec) != embedding_cache_id(old)
+    assert spec.cache_id == old.cache_id == "resnet50"  # the weights did not change
+
+
+def test_weights_id_is_part_of_the_cache_key() -> None:
+    spec = resolve_encoder("conv4")
+    assert embedding_cache_id(dataclasses.replace(spec, weights_id="v2")) != (
+        embedding_cache_id(spec)
+    )
+
+
+def test_listing_names_builds_nothing() -> None:
+    """Names alone (the chooser, an unknown-name message) import no model library; resolving
+    conv4 or omniglot needs neither timm nor torchvision (fresh interpreter)."""
+    code = (
+        "import sys\n"
+        "from fewshot_gui.encoders.registry import encoder_names, resolve_encoder\n"
+        "assert 'photos' in encoder_names()\n"
+        "resolve_encoder('conv4'); resolve_encoder('omniglot')\n"
+        "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stderr

