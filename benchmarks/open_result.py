@@ -18,10 +18,14 @@ another class: every row re-labeled, grid and plot updated).
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import os
+import sys
 import tempfile
+import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +39,56 @@ def rss_mb() -> tuple[float, float]:
             key, _, value = line.partition(":")
             fields[key] = value
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _stack(frame) -> list[str]:
+    return [f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in
+            traceback.extract_stack(frame)[-6:]]  # fmt: skip
+
+
+class StallSampler:
+    """Samples every thread's Python stack every few ms (``--stalls``): a GUI stall is either the
+    GUI thread busy (its own stack says where) or another thread holding the GIL in one long call
+    (this sampler then waits too, and the stack it finds first is that thread's)."""
+
+    def __init__(self, every_s: float = 0.01) -> None:
+        self.every_s = every_s
+        self.gui = threading.get_ident()
+        self.samples: list[tuple[float, float, dict[int, list[str]]]] = []  # (asked, got, stacks)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stall-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while not self._stop.is_set():
+            asked = time.perf_counter() + self.every_s
+            time.sleep(self.every_s)
+            got = time.perf_counter()
+            frames = sys._current_frames().items()
+            stacks = {ident: _stack(frame) for ident, frame in frames if ident != me}
+            self.samples.append((asked, got, stacks))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self, times: np.ndarray, gaps_ms: np.ndarray, over_ms: float) -> None:
+        """Where the GUI thread's gaps longer than ``over_ms`` went (most frequent frames)."""
+        names = {t.ident: t.name for t in threading.enumerate()}
+        for k in np.flatnonzero(gaps_ms > over_ms):
+            start, end = times[k], times[k + 1]
+            seen: collections.Counter = collections.Counter()
+            for asked, got, stacks in self.samples:
+                if start <= got <= end:
+                    late = got - asked > 0.03  # the sampler waited for the GIL
+                    for ident, stack in stacks.items():
+                        who = "GUI" if ident == self.gui else names.get(ident, str(ident))
+                        if ident == self.gui or late:
+                            seen[(who, " < ".join(reversed(stack[-4:])))] += 1
+            print(f"  stall {gaps_ms[k]:.0f} ms at +{start - times[0]:.2f} s:")
+            for (who, where), count in seen.most_common(4):
+                print(f"    {count:3d} × [{who}] {where}")
 
 
 def make_result(root: Path, rows: int, dim: int, classes: int, seed: int = 0) -> Path:
@@ -91,6 +145,10 @@ def main() -> None:
     parser.add_argument("--result", type=Path, default=None, help="an existing result folder")
     parser.add_argument("--make", type=Path, default=None, help="only write a result there")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--stalls", type=float, default=0.0, metavar="MS",
+        help="sample the threads' stacks and say where each GUI stall over MS ms went",
+    )  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("QT_LOGGING_RULES", "qt.qpa.*=false")
@@ -119,6 +177,7 @@ def main() -> None:
     heartbeat.setInterval(5)
     heartbeat.timeout.connect(lambda: beats.append(time.perf_counter()))
     heartbeat.start()
+    sampler = StallSampler() if args.stalls else None
     loop = QEventLoop()
 
     def wait(ready, limit: float = args.timeout) -> None:
@@ -190,6 +249,9 @@ def main() -> None:
         print(f"  {name:>10}: {end - start:7.2f} s, longest GUI stall {worst:7.0f} ms")
     print(f"memory after opening: {memory[0]:.0f} MB resident (peak {memory[1]:.0f} MB); "
           f"at the end: {rss_mb()[0]:.0f} MB (peak {rss_mb()[1]:.0f} MB)")  # fmt: skip
+    if sampler is not None:
+        sampler.stop()
+        sampler.report(times, gaps, args.stalls)
     app.shutdown()
 
 

@@ -1,9 +1,10 @@
 """Read a labeling run's output folder (:mod:`.shards`) back: for ``--csv``, the app and tests.
 
 :class:`LabelingResult` holds the small columns of every row in memory as numpy (1,000,000 rows
-with 10 classes: ~100 MB, most of it the paths); embeddings are read only when asked for, as one
-``(N, D)`` float16 matrix. Rows are in path order, each path once (the newest row wins, should a
-path ever appear in two shards). No Ray, no torch, no Qt.
+with 10 classes: ~150 MB, most of it the paths; labels and reasons share one string object per
+value); embeddings are read only when asked for, as one ``(N, D)`` float16 matrix. Rows are in
+path order, each path once (the newest row wins, should a path ever appear in two shards).
+No Ray, no torch, no Qt.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import FileFailure, Predictions
 
 SMALL_COLUMNS = ["path", "label", "confidence", "unknown_score", "error", "probabilities"]
+CONVERT_ROWS = 50_000
+"""Rows of a string column turned into Python strings per call."""
 
 
 @dataclass
@@ -54,11 +57,11 @@ class LabelingResult:
         return cls(
             folder.root,
             info,
-            table.column("path").to_numpy(zero_copy_only=False),
-            table.column("label").to_numpy(zero_copy_only=False),
+            _strings(table.column("path")),
+            _categories(table.column("label")),
             _floats(table.column("confidence")),
             _floats(table.column("unknown_score")),
-            table.column("error").to_numpy(zero_copy_only=False),
+            _categories(table.column("error")),
             _matrix(table.column("probabilities"), np.float32).reshape(n, c),
             order,
         )
@@ -139,7 +142,8 @@ def _empty_schema(columns: list[str], folder: ResultFolder) -> pa.Schema:
 
 
 def _path_order(paths: pa.ChunkedArray) -> np.ndarray:
-    """Row indices sorting by path, keeping only the last row of a path seen twice."""
+    """Row indices sorting by path, keeping only the last row of a path seen twice (arrow
+    compute: no Python objects)."""
     n = len(paths)
     order = pc.sort_indices(
         pa.table({"path": paths, "row": pa.array(np.arange(n))}),
@@ -147,10 +151,32 @@ def _path_order(paths: pa.ChunkedArray) -> np.ndarray:
     ).to_numpy()
     if n < 2:
         return order
-    sorted_paths = paths.take(pa.array(order)).to_numpy(zero_copy_only=False)
+    ordered = paths.take(pa.array(order))
     first = np.ones(n, bool)
-    first[1:] = sorted_paths[1:] != sorted_paths[:-1]
+    same = pc.equal(ordered.slice(1), ordered.slice(0, n - 1))
+    first[1:] = ~same.to_numpy(zero_copy_only=False).astype(bool)
     return order[first]
+
+
+def _strings(column: pa.ChunkedArray) -> np.ndarray:
+    """A string column as an object array, converted a slice at a time (each slice holds the GIL
+    briefly, so a window in another thread stays responsive)."""
+    out = np.empty(len(column), object)
+    for start in range(0, len(column), CONVERT_ROWS):
+        part = column.slice(start, CONVERT_ROWS)
+        out[start : start + len(part)] = part.to_numpy(zero_copy_only=False)
+    return out
+
+
+def _categories(column: pa.ChunkedArray) -> np.ndarray:
+    """A string column of few distinct values (labels, reasons) as an object array whose rows
+    share one string object per value (no object per row; a null row is None)."""
+    encoded = column.combine_chunks().dictionary_encode() if len(column) else None
+    if encoded is None:
+        return np.zeros(0, object)
+    values = np.asarray([*encoded.dictionary.to_pylist(), None], dtype=object)  # None: null
+    codes = encoded.indices.fill_null(len(values) - 1).to_numpy(zero_copy_only=False)
+    return values[codes]
 
 
 def _floats(column: pa.ChunkedArray) -> np.ndarray:
@@ -162,4 +188,6 @@ def _matrix(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
     chunks = [c.flatten() for c in column.chunks] if column.num_chunks else []
     if not chunks:
         return np.zeros(0, dtype)
-    return np.concatenate([c.to_numpy(zero_copy_only=False) for c in chunks]).astype(dtype)
+    return np.concatenate([c.to_numpy(zero_copy_only=False) for c in chunks]).astype(
+        dtype, copy=False
+    )

@@ -23,8 +23,8 @@ from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import FileFailure, Predictions, Progress
 from fewshot_gui.session import LabelingSession
 
-PLOT_SAMPLE = 20_000
-"""Points the embedding view gets from a result (the grid shows every row)."""
+ADD_ROWS = 100_000
+"""Stored embeddings joining the session's table per call (bounds the float32 copy)."""
 
 
 class StoredSession(LabelingSession):
@@ -43,15 +43,18 @@ class StoredSession(LabelingSession):
         )
         self._routed = True  # the run's domain gate chose info.encoder already
         self.encoder_note = info.encoder_note
-        self._result = result
+        self._info, self._root = info, result.root  # not the result's rows: the table has them
         self.load()
         assert self._table is not None
         pairs, support = result.support()
         self._table.add([p for p, _ in pairs], support)
         vectors = result.embeddings() if embeddings is None else embeddings
-        ok = ~result.failed_mask()
+        ok = np.flatnonzero(~result.failed_mask())
         paths = [str(p) for p in result.paths[ok]]
-        self._table.add(paths, vectors[ok])
+        for start in range(0, len(ok), ADD_ROWS):  # float32 copies of a slice at a time
+            part = ok[start : start + ADD_ROWS]
+            self._table.add(paths[start : start + ADD_ROWS], vectors[part])
+        del vectors
         self._labeled, self._labeled_set = paths, set(paths)
         self._support = [(p, c) for p, c in pairs]
         self._fit()
@@ -60,8 +63,8 @@ class StoredSession(LabelingSession):
         """No encoder: the table, and the checkpoint's adapter state the run stored."""
         if self._loaded is not None:
             return
-        info = self._result.info
-        state = _adapter_state(self._result.root / ADAPTER_FILE)
+        info = self._info
+        state = _adapter_state(self._root / ADAPTER_FILE)
         spec = SimpleNamespace(name=info.encoder, embed_dim=info.embed_dim)
         self._loaded = SimpleNamespace(spec=spec, adapter_state=state, metadata={}, model=None)
         self._plan = SimpleNamespace(name="stored embeddings (no encoder)", device=None)
@@ -69,7 +72,7 @@ class StoredSession(LabelingSession):
 
     @property
     def encoder_id(self) -> str:
-        return self._result.info.encoder_id
+        return self._info.encoder_id
 
     def add_example(self, path: str | Path, label: str) -> Predictions:
         """Make a stored image an example of ``label`` and re-label every image (its file need
@@ -107,26 +110,12 @@ class StoredSession(LabelingSession):
         raise UsageError("a labeling result is re-labeled from its stored embeddings only")
 
     def embeddings(self) -> tuple[list[str], np.ndarray]:
-        """A representative sample of the labeled images for the embedding view: at most
-        :data:`PLOT_SAMPLE`, every predicted class in proportion but at least a few of each."""
-        rows = plot_sample(self.predictions().labels, PLOT_SAMPLE)
-        paths = [self._labeled[i] for i in rows]
-        return paths, self._vectors(paths)
-
-
-def plot_sample(labels: Sequence[str], size: int, least: int = 50, seed: int = 0) -> np.ndarray:
-    """Row indices (sorted) of a stratified sample of at most ``size`` of ``labels``: each label
-    in proportion to its count, at least ``least`` of each (or all it has); fixed seed."""
-    if len(labels) <= size:
-        return np.arange(len(labels))
-    names, codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
-    rng = np.random.default_rng(seed)
-    picked = []
-    for k in range(len(names)):
-        rows = np.flatnonzero(codes == k)
-        want = min(len(rows), max(least, round(size * len(rows) / len(labels))))
-        picked.append(rng.choice(rows, want, replace=False))
-    return np.sort(np.concatenate(picked))[: size + least * len(names)]
+        """Every labeled image and its stored embedding (a view of the session's table, not a
+        copy): the embedding view places them all and draws a representative sample of them."""
+        assert self._table is not None
+        if self._labeled_rows is None:
+            self._labeled_rows = self._table.rows(self._labeled)  # rows never move: look up once
+        return list(self._labeled), self._table.vectors(self._labeled_rows)
 
 
 def _adapter_state(path: Path) -> Any:

@@ -1,15 +1,19 @@
-"""The embedding view: one reused item drawing every image as a point, coloured by label.
+"""The embedding view: every image as a point, coloured by label; a representative sample of them
+drawn, and every selected one.
 
 Points are indices into :attr:`EmbeddingPlot.paths`; selection is a boolean mask. The points and
-the selection rings are :class:`PointsItem` s (one sprite per colour, stamped with numpy-built
-fragments: updating 100,000 points costs milliseconds, where a ScatterPlotItem spends ~0.5 s of
-per-point Python); the images the user labeled are a small ScatterPlotItem of stars. Hover
-shows a card (thumbnail above the file name, label and confidence: nothing covers the
-thumbnail); click selects one image; rectangle or lasso selects many, and "Only these in the
-grid" filters the grid to them. A legend under the plot names the colours. The 2-D projection
-is computed off the GUI thread (one pool job at a time); new points replace the old ones only
-when their projection is ready, with PCA axes kept pointing the same way, so the view can update
-while a folder is labeled. No torch, no workers here.
+the selection rings are :class:`~fewshot_gui.plots.points_item.PointsItem` s (one sprite per
+colour, stamped with numpy-built fragments: updating 100,000 points costs milliseconds, where a
+ScatterPlotItem spends ~0.5 s of per-point Python); the images the user labeled are a small
+ScatterPlotItem of stars. Above :data:`MAX_DRAWN` points (a labeling result of a million images)
+every point still has its place, but only a sample stratified by colour is drawn, plus every
+selected point: a lasso or rectangle selects among all of them, and a selection made in the grid
+shows wherever its images lie. Hover shows a card (:mod:`~fewshot_gui.plots.hover`); click selects
+one image; rectangle or lasso selects many, and "Only these in the grid" filters the grid to them.
+A legend under the plot names the colours. The 2-D projection is computed off the GUI thread (one
+pool job at a time); new points replace the old ones only when their projection is ready, with PCA
+axes kept pointing the same way, so the view can update while a folder is labeled. No torch, no
+workers here.
 """
 
 from __future__ import annotations
@@ -20,20 +24,11 @@ from html import escape
 
 import numpy as np
 import pyqtgraph as pg
-import shiboken6
-from PySide6.QtCore import (
-    QPoint,
-    QPointF,
-    QRectF,
-    Qt,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPixmap
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QImage
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -42,209 +37,54 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fewshot_gui.plots.hover import HoverCard
+from fewshot_gui.plots.points_item import PointsItem
 from fewshot_gui.plots.projection import (
     align_axes,
     available_methods,
     points_in_polygon,
     points_in_rect,
     project_2d,
+    representative,
+    y_order_of,
 )
+from fewshot_gui.plots.select_box import SelectViewBox
 from fewshot_gui.qt import qtfix as _qtfix  # noqa: F401  (see qtfix.py)
 from fewshot_gui.qt.pool import PoolRunner
 
 HOVER_PIXELS = 8.0
-HOVER_THUMB = 128
 HOVER_OFFSET = 14
 HOVER_RETRIES = 10
 HOVER_RETRY_MS = 100
-SMOOTH = Qt.TransformationMode.SmoothTransformation
 BACKGROUND = "#1e1e1e"
 POINT_PX = 7.0
 RING_PX = 13.0  # a selected point: a yellow ring, a gap, then the point
 GAP_PX = 9.0
 SELECTION_COLOR = "#ffeb3b"
 UNLABELED_COLOR = "#9e9e9e"
+MAX_DRAWN = 20_000
+"""Points drawn at most (besides the selected ones): a sample stratified by colour beyond …"""
+MIN_PER_COLOUR = 50
+"""… with at least this many points of each colour (or all it has)."""
+SAME_CHECK = 10_000_000
+"""Embeddings of more values than this are not compared value by value (a view of the same
+buffer, with the same shape, is the same)."""
 
 
-class PointsItem(pg.GraphicsObject):
-    """Groups of same-coloured discs of a fixed size in screen pixels: each group is one sprite
-    stamped at every point by one ``drawPixmapFragments`` call; no per-point objects or Python.
-
-    Points are mapped to the screen with numpy on each paint (and culled to what is exposed), so
-    updating or drawing 100,000 points takes milliseconds.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._groups: list[tuple[str, float, np.ndarray]] = []
-        self._sprites: dict[tuple[str, float, float], QPixmap] = {}
-        self._low: np.ndarray | None = None  # (2,) data minimum, or None when empty
-        self._high: np.ndarray | None = None
-        self._pad = 0.0  # half the largest disc, in pixels
-
-    def set_groups(self, groups: Sequence[tuple[str, float, np.ndarray]]) -> None:
-        """``(colour, diameter in pixels, points (N, 2))`` per group, drawn in this order."""
-        self.prepareGeometryChange()
-        self._groups = []
-        for color, diameter, points in groups:
-            xy = np.asarray(points, np.float64).reshape(-1, 2)
-            if len(xy):
-                self._groups.append((color, float(diameter), xy))
-        if self._groups:
-            every = np.concatenate([xy for _, _, xy in self._groups])
-            self._low, self._high = every.min(axis=0), every.max(axis=0)
-            self._pad = max(d for _, d, _ in self._groups) / 2
-        else:
-            self._low = self._high = None
-        self.update()
-
-    def dataBounds(self, ax: int, frac: float = 1.0, orthoRange=None) -> tuple:
-        """Data range along axis ``ax`` (for the view's auto-range)."""
-        if self._low is None or self._high is None:
-            return (None, None)
-        return (float(self._low[ax]), float(self._high[ax]))
-
-    def pixelPadding(self) -> float:
-        return self._pad
-
-    def boundingRect(self) -> QRectF:
-        if self._low is None or self._high is None:
-            return QRectF()
-        px, py = self.pixelVectors()
-        pad_x = 0.0 if px is None else px.length() * self._pad
-        pad_y = 0.0 if py is None else py.length() * self._pad
-        (x0, y0), (x1, y1) = self._low, self._high
-        return QRectF(x0 - pad_x, y0 - pad_y, x1 - x0 + 2 * pad_x, y1 - y0 + 2 * pad_y)
-
-    def viewTransformChanged(self) -> None:
-        self.prepareGeometryChange()  # the pixel padding is a different data size now
-        super().viewTransformChanged()
-
-    def _sprite(self, color: str, diameter: float, ratio: float) -> QPixmap:
-        key = (color, diameter, ratio)
-        sprite = self._sprites.get(key)
-        if sprite is None:
-            side = int(np.ceil(diameter * ratio)) + 2
-            sprite = QPixmap(side, side)
-            sprite.fill(Qt.GlobalColor.transparent)
-            painter = QPainter(sprite)
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(color))
-            painter.drawEllipse(QRectF(1, 1, diameter * ratio, diameter * ratio))
-            painter.end()
-            self._sprites[key] = sprite
-        return sprite
-
-    def paint(self, painter: QPainter, option, widget=None) -> None:
-        if not self._groups:
-            return
-        ratio = widget.devicePixelRatioF() if widget is not None else 1.0
-        t = painter.transform()
-        m11, m12, m21, m22, dx, dy = t.m11(), t.m12(), t.m21(), t.m22(), t.dx(), t.dy()
-        if widget is not None:
-            visible = np.array([widget.width(), widget.height()], np.float64)
-        else:
-            visible = np.array([np.inf, np.inf])
-        painter.resetTransform()
-        for color, diameter, xy in self._groups:
-            sx = xy[:, 0] * m11 + xy[:, 1] * m21 + dx
-            sy = xy[:, 0] * m12 + xy[:, 1] * m22 + dy
-            r = diameter / 2 + 1
-            keep = (sx > -r) & (sy > -r) & (sx < visible[0] + r) & (sy < visible[1] + r)
-            n = int(keep.sum())
-            if not n:
-                continue
-            sprite = self._sprite(color, diameter, ratio)
-            side = sprite.width()
-            # QPainter::PixmapFragment: x, y (centre), source left, top, width, height,
-            # scale x, scale y, rotation, opacity: ten qreals
-            fragments = np.empty((n, 10), np.float64)
-            fragments[:, 0] = sx[keep]
-            fragments[:, 1] = sy[keep]
-            fragments[:, 2:] = (0.0, 0.0, side, side, 1 / ratio, 1 / ratio, 0.0, 1.0)
-            first = shiboken6.wrapInstance(fragments.ctypes.data, QPainter.PixmapFragment)
-            painter.drawPixmapFragments(first, n, sprite)
-        painter.setTransform(t)
+def _project(vectors: np.ndarray, method: str) -> tuple[np.ndarray, str, np.ndarray]:
+    """In the pool: coordinates, the method used, and the points' order by y (for lassos)."""
+    coords, used = project_2d(vectors, method)
+    return coords, used, y_order_of(coords)
 
 
-class SelectViewBox(pg.ViewBox):
-    """A ViewBox whose left-drag draws a rectangle or lasso instead of panning (per ``mode``)."""
-
-    regionSelected = Signal(str, object, object)  # mode, (M, 2) polygon in data coords, modifiers
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.mode = "pan"
-        self._path: list[tuple[float, float]] = []
-        self.outline = pg.PlotCurveItem(
-            pen=pg.mkPen("#ffeb3b", width=1.5, style=Qt.PenStyle.DashLine)
-        )
-        self.addItem(self.outline, ignoreBounds=True)
-        self.outline.setZValue(1000)
-
-    def mouseDragEvent(self, ev, axis=None) -> None:
-        if self.mode == "pan" or ev.button() != Qt.MouseButton.LeftButton:
-            super().mouseDragEvent(ev, axis)
-            return
-        ev.accept()
-        p = self.mapToView(ev.pos())
-        if ev.isStart():
-            start = self.mapToView(ev.buttonDownPos())
-            self._path = [(start.x(), start.y())]
-        self._path.append((p.x(), p.y()))
-        self._draw()
-        if ev.isFinish():
-            polygon = np.asarray(self._path, np.float64)
-            self._path = []
-            self.outline.setData([], [])
-            self.regionSelected.emit(self.mode, polygon, ev.modifiers())
-
-    def _draw(self) -> None:
-        if self.mode == "rect":
-            (x0, y0), (x1, y1) = self._path[0], self._path[-1]
-            xs, ys = [x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0]
-        else:
-            xs = [p[0] for p in self._path] + [self._path[0][0]]
-            ys = [p[1] for p in self._path] + [self._path[0][1]]
-        self.outline.setData(xs, ys)
-
-
-class HoverCard(QFrame):
-    """The hovered image: its thumbnail, and under it (never over it) name, label, confidence."""
-
-    def __init__(self, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.setObjectName("hoverCard")
-        self.setStyleSheet(
-            "#hoverCard { background: rgba(0,0,0,215); border-radius: 4px; }"
-            "QLabel { color: white; background: transparent; }"
-        )
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.image = QLabel(self)
-        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text = QLabel(self)
-        self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.setSpacing(4)
-        layout.addWidget(self.image)
-        layout.addWidget(self.text)
-        self.hide()
-
-    def show_image(self, image: QImage | None, text: str) -> None:
-        if image is not None and not image.isNull():
-            side = HOVER_THUMB
-            self.image.setPixmap(
-                QPixmap.fromImage(image).scaled(
-                    side, side, Qt.AspectRatioMode.KeepAspectRatio, SMOOTH
-                )
-            )
-            self.image.show()
-        else:
-            self.image.hide()
-        self.text.setText(text)
-        self.adjustSize()
+def _same_array(a: np.ndarray, b: np.ndarray | None) -> bool:
+    if b is None or a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a is b or (
+        a.__array_interface__["data"] == b.__array_interface__["data"] and a.strides == b.strides
+    ):
+        return True
+    return a.size <= SAME_CHECK and np.array_equal(a, b)
 
 
 class EmbeddingPlot(QWidget):
@@ -275,6 +115,8 @@ class EmbeddingPlot(QWidget):
         self.support = np.zeros(0, bool)
         self.color_index = np.zeros(0, np.int64)
         self.palette: list[str] = []
+        self.drawn: np.ndarray | None = None  # points drawn besides the selected; None: all
+        self._y_order = np.zeros(0, np.int64)  # points by y, for lassos
         self._generation = 0
         self._done_generation = 0
         self._runner = PoolRunner(1, self)  # one projection at a time
@@ -361,10 +203,7 @@ class EmbeddingPlot(QWidget):
         re-label) are not projected again."""
         vectors = np.asarray(vectors, np.float32)
         same = (
-            self._next is None
-            and list(paths) == self.paths
-            and self.vectors is not None
-            and np.array_equal(vectors, self.vectors)
+            self._next is None and _same_array(vectors, self.vectors) and list(paths) == self.paths
         )
         if same:
             return
@@ -377,6 +216,7 @@ class EmbeddingPlot(QWidget):
         self._done_generation = self._generation
         self._next, self.vectors = None, None
         self.paths, self.coords = [], np.zeros((0, 2), np.float32)
+        self.drawn, self._y_order = None, np.zeros(0, np.int64)
         self.selected = np.zeros(0, bool)
         self.support = np.zeros(0, bool)
         self.color_index = np.zeros(0, np.int64)
@@ -396,7 +236,7 @@ class EmbeddingPlot(QWidget):
         self._next = (paths, vectors)
         self.count.setText(f"{len(paths):,} images · projecting…")
         method = self.method_box.currentText()
-        self._runner.submit(lambda: project_2d(vectors, method), self._generation)
+        self._runner.submit(lambda: _project(vectors, method), self._generation)
 
     def wait(self, msecs: int = 10000) -> bool:
         return self._runner.wait(msecs)
@@ -406,8 +246,10 @@ class EmbeddingPlot(QWidget):
             self._done_generation = generation
             self.message.emit(f"projection failed: {text}")
 
-    def _projection_done(self, generation: int, projected: tuple[np.ndarray, str]) -> None:
-        coords, used = projected
+    def _projection_done(
+        self, generation: int, projected: tuple[np.ndarray, str, np.ndarray]
+    ) -> None:
+        coords, used, y_order = projected
         if generation != self._generation or self._next is None:
             return
         paths, vectors = self._next
@@ -418,8 +260,10 @@ class EmbeddingPlot(QWidget):
             coords = align_axes(coords, paths, self.coords, self.paths)
         self.selected = self._selection_for(paths)
         self.paths, self.vectors, self.coords = paths, vectors, coords
+        self._y_order = y_order
         self.color_index = np.full(len(paths), -1, np.int64)
         self.support = np.zeros(len(paths), bool)
+        self.drawn = self._representative()
         if used != self.method_box.currentText():
             self.message.emit(
                 f"{self.method_box.currentText()} is not available for "
@@ -456,7 +300,15 @@ class EmbeddingPlot(QWidget):
         self.palette = list(palette)
         if support is not None:
             self.support = np.asarray(support, bool)
+        self.drawn = self._representative()
         self.redraw()
+
+    def _representative(self) -> np.ndarray | None:
+        """The points to draw besides the selected ones: all (None) up to :data:`MAX_DRAWN`, else
+        a sample stratified by colour (the same sample while the colours stay)."""
+        if len(self.paths) <= MAX_DRAWN:
+            return None
+        return representative(self.color_index, MAX_DRAWN, MIN_PER_COLOUR)
 
     def set_legend(self, names: Sequence[str], colors: Sequence[str]) -> None:
         """Name the colours: one entry per class, unlabeled points, and the stars."""
@@ -488,7 +340,8 @@ class EmbeddingPlot(QWidget):
         n = len(self.paths)
         if len(self.coords) != n or len(self.color_index) != n:
             return
-        self.scatter.set_groups(self._groups(np.arange(n), POINT_PX))
+        drawn = np.arange(n) if self.drawn is None else self.drawn
+        self.scatter.set_groups(self._groups(drawn, POINT_PX))
         sup = np.flatnonzero(self.support) if len(self.support) == n else np.zeros(0, np.int64)
         colors, idx = self._colors()
         brushes = [QBrush(QColor(c)) for c in colors]
@@ -510,6 +363,8 @@ class EmbeddingPlot(QWidget):
         self.assign_button.setEnabled(bool(len(sel)))
         self.only_button.setEnabled(bool(len(sel)) or self.only_button.isChecked())
         text = f"{len(self.paths):,} images · {len(sel):,} selected"
+        if self.drawn is not None:
+            text += f" · {len(self.drawn):,} of the others drawn"
         self.count.setText(text + (" · projecting…" if self.projecting else ""))
 
     def set_selection(self, indices: Sequence[int] | np.ndarray) -> None:
@@ -536,7 +391,8 @@ class EmbeddingPlot(QWidget):
             mask = points_in_rect(self.coords, x0, y0, x1, y1)
         else:
             step = max(1, len(polygon) // 200)  # a simpler outline keeps 100,000 points quick
-            mask = points_in_polygon(self.coords, polygon[::step])
+            order = self._y_order if len(self._y_order) == len(self.coords) else None
+            mask = points_in_polygon(self.coords, polygon[::step], order)
         add = bool(
             modifiers & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier)
         )
@@ -550,11 +406,22 @@ class EmbeddingPlot(QWidget):
             return -1
         p = self.viewbox.mapSceneToView(scene_pos)
         px, py = self.viewbox.viewPixelSize()
-        dx = (self.coords[:, 0] - p.x()) / max(px, 1e-12)
-        dy = (self.coords[:, 1] - p.y()) / max(py, 1e-12)
+        shown = self._shown()
+        if not len(shown):
+            return -1
+        dx = (self.coords[shown, 0] - p.x()) / max(px, 1e-12)
+        dy = (self.coords[shown, 1] - p.y()) / max(py, 1e-12)
         d = dx * dx + dy * dy
         best = int(np.argmin(d))
-        return best if d[best] <= HOVER_PIXELS**2 else -1
+        return int(shown[best]) if d[best] <= HOVER_PIXELS**2 else -1
+
+    def _shown(self) -> np.ndarray:
+        """Indices of the points drawn: the sample and the selected ones (or all)."""
+        if self.drawn is None:
+            return np.arange(len(self.coords))
+        if len(self.selected) != len(self.coords):
+            return self.drawn
+        return np.union1d(self.drawn, np.flatnonzero(self.selected))
 
     def _hover(self, args) -> None:
         pos = args[0]

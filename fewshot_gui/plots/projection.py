@@ -1,6 +1,8 @@
-"""2-D projections of embeddings for the scatter plot: PCA (default), t-SNE, UMAP. No torch, no Qt.
+"""2-D projections of embeddings for the scatter plot: PCA (default), t-SNE, UMAP; which points to
+draw of a million, and which lie in a lasso. No torch, no Qt.
 
-Each returns ``(N, 2)`` float32 for ``(N, D)`` input; pure functions, run off the GUI thread.
+Each projection returns ``(N, 2)`` float32 for ``(N, D)`` input; pure functions, run off the GUI
+thread.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ FIT_ROWS = 20_000
 """PCA directions are fitted on at most this many random rows; every point is then projected."""
 TSNE_LIMIT = 20_000
 """t-SNE above this many points takes minutes on a laptop: the plot falls back to PCA."""
+UMAP_LIMIT = 200_000
+"""UMAP above this many points: PCA likewise."""
+PROJECT_ROWS = 65_536
+"""Rows centred and projected per step (bounds the temporary copy of a million embeddings)."""
 
 
 def available_methods() -> list[str]:
@@ -49,15 +55,17 @@ def top_components(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 
 
 def pca_2d(vectors: np.ndarray) -> np.ndarray:
-    """Top-2 principal components ``(N, 2)`` float32."""
+    """Top-2 principal components ``(N, 2)`` float32 (fitted on at most :data:`FIT_ROWS` rows)."""
     x = np.asarray(vectors, np.float32)
     out = np.zeros((len(x), 2), np.float32)
     if len(x) < 2:
         return out
-    x = x - x.mean(axis=0, keepdims=True)
+    mean = x.mean(axis=0, keepdims=True)
     fit = x if len(x) <= FIT_ROWS else x[np.random.default_rng(0).choice(len(x), FIT_ROWS, False)]
-    coords = x @ top_components(fit, 2)
-    out[:, : coords.shape[1]] = coords
+    top = top_components(fit - mean, 2)
+    for start in range(0, len(x), PROJECT_ROWS):
+        part = slice(start, start + PROJECT_ROWS)
+        out[part, : top.shape[1]] = (x[part] - mean) @ top
     return out
 
 
@@ -80,7 +88,7 @@ def project_2d(vectors: np.ndarray, method: str = "PCA", seed: int = 0) -> tuple
             _reduce(x)
         )
         return coords.astype(np.float32), "t-SNE"
-    if method == "UMAP" and n >= 5 and importlib.util.find_spec("umap") is not None:
+    if method == "UMAP" and 5 <= n <= UMAP_LIMIT and importlib.util.find_spec("umap") is not None:
         import umap
 
         coords = umap.UMAP(
@@ -112,23 +120,38 @@ def align_axes(
     return coords * signs
 
 
-def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """Boolean mask ``(N,)``: which ``points (N, 2)`` lie inside ``polygon (M, 2)`` (even-odd rule),
-    vectorised over points (one pass per edge)."""
+def points_in_polygon(
+    points: np.ndarray, polygon: np.ndarray, y_order: np.ndarray | None = None
+) -> np.ndarray:
+    """Boolean mask ``(N,)``: which ``points (N, 2)`` lie inside ``polygon (M, 2)`` (even-odd rule).
+
+    Each edge is tested against only the points whose y lies in its span: a slice of the points
+    sorted by y (``y_order``: :func:`y_order_of` of ``points``, computed here when not given), so a
+    lasso over a million points costs a few passes over them, not one per edge.
+    """
     points = np.asarray(points, np.float64)
     poly = np.asarray(polygon, np.float64)
     inside = np.zeros(len(points), bool)
     if len(poly) < 3 or len(points) == 0:
         return inside
+    order = y_order_of(points) if y_order is None else y_order
     x, y = points[:, 0], points[:, 1]
+    ys = y[order]
     xj, yj = poly[-1]
     for xi, yi in poly:
-        crosses = (yi > y) != (yj > y)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_cross = (xj - xi) * (y - yi) / (yj - yi) + xi
-        inside ^= crosses & (x < x_cross)
+        # the edge crosses the horizontal line of the points with min(yi, yj) <= y < max(yi, yj)
+        lo, hi = np.searchsorted(ys, sorted((yi, yj)), side="left")
+        if hi > lo:
+            rows = order[lo:hi]
+            x_cross = (xj - xi) * (y[rows] - yi) / (yj - yi) + xi
+            inside[rows] ^= x[rows] < x_cross
         xj, yj = xi, yi
     return inside
+
+
+def y_order_of(points: np.ndarray) -> np.ndarray:
+    """``(N,)`` indices sorting ``points (N, 2)`` by y (for :func:`points_in_polygon`)."""
+    return np.argsort(np.asarray(points)[:, 1], kind="stable")
 
 
 def points_in_rect(points: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
@@ -137,3 +160,20 @@ def points_in_rect(points: np.ndarray, x0: float, y0: float, x1: float, y1: floa
     lo_y, hi_y = sorted((y0, y1))
     p = np.asarray(points)
     return (p[:, 0] >= lo_x) & (p[:, 0] <= hi_x) & (p[:, 1] >= lo_y) & (p[:, 1] <= hi_y)
+
+
+def representative(groups: np.ndarray, size: int, least: int = 50, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a stratified sample of at most about ``size`` of ``groups (N,)`` (e.g.
+    each point's colour): each group in proportion to its count, at least ``least`` of each (or
+    all it has); a fixed seed, so the same groups give the same sample."""
+    groups = np.asarray(groups)
+    if len(groups) <= size:
+        return np.arange(len(groups))
+    names, codes = np.unique(groups, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    picked = []
+    for k in range(len(names)):
+        rows = np.flatnonzero(codes == k)
+        want = min(len(rows), max(least, round(size * len(rows) / len(groups))))
+        picked.append(rng.choice(rows, want, replace=False))
+    return np.sort(np.concatenate(picked))[: size + least * len(names)]

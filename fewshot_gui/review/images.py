@@ -108,7 +108,7 @@ class ImageTable:
         last = self._last
         if last is not None and len(last[0]) == n and last[0] == paths:
             return last[1]  # the paths of the previous re-label again
-        if self._is_prefix(paths):  # the first images, in order (a folder's first re-label)
+        if self.is_prefix(paths):  # the first images, in order (a folder's first re-label)
             found = np.arange(n, dtype=np.int64)
             if n >= REMEMBER:
                 self._last = (paths if isinstance(paths, list) else list(paths), found)
@@ -126,9 +126,11 @@ class ImageTable:
             self._last = (paths if isinstance(paths, list) else list(paths), found)
         return found
 
-    def _is_prefix(self, paths: Sequence[str]) -> bool:
+    def is_prefix(self, paths: Sequence[str]) -> bool:
         """``paths`` are the first ``len(paths)`` images, in order (C-level comparisons)."""
         n, mine = len(paths), self.paths
+        if not n:
+            return True
         if n > len(mine) or mine[0] != paths[0] or mine[n - 1] != paths[-1]:
             return False
         return (mine if n == len(mine) else mine[:n]) == list(paths)

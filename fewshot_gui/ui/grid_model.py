@@ -3,7 +3,7 @@
 Rows are :attr:`ReviewModel.order` (filter + sort, computed with numpy). The review model's order
 events become row insertions or resets, its changed images become ``dataChanged`` spans. While the
 user has not started reviewing, a stale order is re-sorted at most ~3 times a second (predictions
-streaming in); once they have, it stays frozen until they ask (see ``review.py``).
+streaming in); once they have, it stays frozen until they ask (see ``review/view.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
     QUrl,
+    Signal,
 )
 from PySide6.QtGui import QImage
 
@@ -46,10 +47,18 @@ ITEM_FLAGS = (
 )
 RESORT_MS = 300
 """A stale order (predictions streaming in, nobody reviewing yet) is re-sorted this often."""
+REPAINT_SPAN = 5_000
+"""Changed rows spanning more than this are repainted (:attr:`ImageListModel.repaintRequested`)
+instead of announced by ``dataChanged``: an icon-mode list view re-sizes every item of the span
+(a million rows: ~0.2 s), though uniform items never change size."""
 
 
 class ImageListModel(QAbstractListModel):
-    """Every image of the labeled folder with its prediction; rows follow the review order."""
+    """Every image of the labeled folder with its prediction; rows follow the review order.
+
+    ``repaintRequested``: many rows show something else (the views repaint what they show)."""
+
+    repaintRequested = Signal()
 
     def __init__(
         self,
@@ -187,7 +196,14 @@ class ImageListModel(QAbstractListModel):
         rows = pos[base[base < len(pos)]]
         rows = rows[rows >= 0]
         if len(rows):
-            self.dataChanged.emit(self.index(int(rows.min())), self.index(int(rows.max())))
+            self._changed(int(rows.min()), int(rows.max()))
+
+    def _changed(self, first: int, last: int) -> None:
+        """Rows ``first..last`` show something else."""
+        if last - first >= REPAINT_SPAN:
+            self.repaintRequested.emit()
+        else:
+            self.dataChanged.emit(self.index(first), self.index(last))
 
     def _order_stale(self) -> None:
         if not self.review.frozen and not self._resort_timer.isActive():
@@ -205,4 +221,4 @@ class ImageListModel(QAbstractListModel):
 
     def _all_changed(self) -> None:
         if len(self.review.order):
-            self.dataChanged.emit(self.index(0), self.index(len(self.review.order) - 1))
+            self._changed(0, len(self.review.order) - 1)

@@ -143,6 +143,7 @@ class ImageGrid(QWidget):
         self.model.modelAboutToBeReset.connect(self._save_selection)
         self.model.modelReset.connect(self._restore_selection)
         self.model.rowsInserted.connect(self._update_count)
+        self.model.repaintRequested.connect(self.view.viewport().update)  # many rows changed
         subscribe(self.review.review_changed, self, self._update_count)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.keyLabel.connect(self._key_label)
@@ -239,28 +240,24 @@ class ImageGrid(QWidget):
 
     def select_base(self, base: Sequence[int] | np.ndarray, scroll: bool = True) -> None:
         """Select images by base index (e.g. from the plot), without echoing the change back."""
-        rows = sorted({self.review.row_of(int(b)) for b in base} - {-1})
+        pos, base = self.review.pos, np.asarray(base, np.int64)
+        rows = np.unique(pos[base[(base >= 0) & (base < len(pos))]])
+        rows = rows[rows >= 0]
+        gaps = np.flatnonzero(np.diff(rows) != 1)  # contiguous ranges keep big selections cheap
+        starts, ends = np.append(rows[:1], rows[gaps + 1]), np.append(rows[gaps], rows[-1:])
         selection = QItemSelection()
-        start = prev = None
-        for r in rows:  # contiguous ranges keep 100,000-row selections cheap
-            if start is None:
-                start = prev = r
-            elif r == prev + 1:
-                prev = r
-            else:
-                selection.select(self.index(start), self.index(prev))
-                start = prev = r
-        if start is not None:
-            selection.select(self.index(start), self.index(prev))
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            selection.select(self.index(start), self.index(end))
         self._suppress = True
         flags = QItemSelectionModel.SelectionFlag.ClearAndSelect
         self.view.selectionModel().select(selection, flags)
-        if rows:
+        if len(rows):
+            first = int(rows[0])
             self.view.selectionModel().setCurrentIndex(
-                self.index(rows[0]), QItemSelectionModel.SelectionFlag.NoUpdate
+                self.index(first), QItemSelectionModel.SelectionFlag.NoUpdate
             )
             if scroll:
-                self.view.scrollTo(self.index(rows[0]))
+                self.view.scrollTo(self.index(first))
         self._suppress = False
 
     def select_row(self, row: int) -> None:

@@ -2,7 +2,8 @@
 
 Opening a result is opening a project whose predictions come from the result, not from a folder:
 the classes and examples are the run's support set, the grid gets every stored row at once (read
-here with pyarrow; no model, no decoding), failed files go to the failed list. Then the labeling
+and indexed in a thread with pyarrow and numpy; no model, no decoding), failed files go to the
+failed list. Then the labeling
 worker is asked for a session over the stored embeddings (``session_options["result"]``: the
 worker's factory builds a :class:`~fewshot_gui.cluster.stored.StoredSession`), so corrections
 re-label every row with the session's own code and the embedding view gets a representative
@@ -17,15 +18,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from fewshot_gui.core.errors import FewShotError
 from fewshot_gui.data.project import ClassInfo, Project
-from fewshot_gui.review import PALETTE
+from fewshot_gui.review import PALETTE, ImageTable
 
 RESULT_OPTION = "result"
 """Key of ``AppController.session_options`` naming the open result folder."""
+FAILED_SLICE = 500
+"""Failed files added to the failed-files list per event-loop turn."""
 
 
 def project_of(info: Any) -> Project:
@@ -51,6 +54,7 @@ class ResultController(QObject):
         self.app = app
         self._reset = reset
         self.folder = ""
+        self._shown = 0  # results shown so far: a slow failed-files list stops at the next
         self._read_done.connect(self._show)
 
     def ask_open(self) -> None:
@@ -80,12 +84,18 @@ class ResultController(QObject):
         return True
 
     def _read(self, folder: str, started: float) -> None:
-        """In a thread: read the result; hand it to the GUI thread (a queued signal)."""
+        """In a thread: read the result and build the grid's image table from it (seconds for a
+        million rows, in pieces that leave the GIL to the window); hand both to the GUI thread
+        (a queued signal)."""
         from fewshot_gui.cluster.result import LabelingResult
 
         try:
             result = LabelingResult.open(folder)
-            self._read_done.emit(folder, (result, result.predictions(), result.failures()), started)
+            failures = result.failures()
+            images = ImageTable.filled(result.predictions(), failures)
+            read = (result.info, len(result), images, failures)
+            del result  # the table keeps what the window needs (paths, labels as codes)
+            self._read_done.emit(folder, read, started)
         except (FewShotError, OSError) as error:
             self._read_done.emit(folder, str(error), started)
 
@@ -93,27 +103,35 @@ class ResultController(QObject):
         if isinstance(read, str):
             self.app.show_error(read)
             return
-        result, predictions, failures = read
+        info, count, images, failures = read
         app, window = self.app, self.app.window
         self._reset()
         window.undo_stack.clear()
         window.messages.hide()
-        app.state.load(project_of(result.info))
-        window.controls.apply_settings({"method": result.info.method, "folder": ""})
+        app.state.load(project_of(info))
+        window.controls.apply_settings({"method": info.method, "folder": ""})
         app.project.path = None
-        window.grid.model.update_predictions(predictions)
-        if failures:
-            window.failed.add(failures)
-            window.grid.model.add_failures(failures)
+        app.review.replace_images(images)  # one reset of the grid: every row at once
+        self._shown += 1
+        self._list_failures(failures, self._shown)
         self.folder = os.path.abspath(folder)
-        note = "" if result.info.embeddings else " (no stored embeddings: corrections need them)"
-        window.status.setText(f"Opened the result {folder}: {len(result):,} files{note}.")
-        if result.info.embeddings:
+        note = "" if info.embeddings else " (no stored embeddings: corrections need them)"
+        window.status.setText(f"Opened the result {folder}: {count:,} files{note}.")
+        if info.embeddings:
             app.session_options[RESULT_OPTION] = self.folder
             app.worker.start(app.session_settings(), app.state.support(), "", False)
         self.opened.emit(self.folder, time.perf_counter() - started)
+
+    def _list_failures(self, failures: list, shown: int, start: int = 0) -> None:
+        """Fill the failed-files list a slice per event-loop turn (10,000 rows of a table widget
+        at once would hold the window for a second), until another result or project is shown."""
+        if start < len(failures) and shown == self._shown:
+            self.app.window.failed.add(failures[start : start + FAILED_SLICE])
+            after = start + FAILED_SLICE
+            QTimer.singleShot(0, self, lambda: self._list_failures(failures, shown, after))
 
     def forget(self) -> None:
         """Another project replaces the result: sessions are built from folders again."""
         self.app.session_options.pop(RESULT_OPTION, None)
         self.folder = ""
+        self._shown += 1

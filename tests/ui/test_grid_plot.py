@@ -220,3 +220,77 @@ def test_hover_card_shows_thumbnail_label_and_confidence_beside_the_point(
     assert not card.geometry().contains(at)  # the card sits beside the point
     assert card.image.geometry().bottom() < card.text.geometry().top()  # text under the image
     assert plot.widget.toolTip() == ""  # no tooltip over the card
+
+
+def test_a_relabel_of_many_rows_repaints_the_grid_without_announcing_each_row(qtbot, monkeypatch):
+    """An icon-mode list view re-sizes every row a ``dataChanged`` spans (a million rows: 0.2 s),
+    so a re-label of many rows asks the view to repaint instead; a few rows still say which."""
+    from fewshot_gui.ui import grid_model
+
+    monkeypatch.setattr(grid_model, "REPAINT_SPAN", 10)
+    state = LabelState()
+    for name in "abc":
+        state.insert_class(ClassInfo(name))
+    grid = ImageGrid(state, None)
+    qtbot.addWidget(grid)
+    grid.model.update_predictions(_predictions(200))
+    spans, repaints = [], []
+    grid.model.dataChanged.connect(lambda a, b, *_: spans.append((a.row(), b.row())))
+    grid.model.repaintRequested.connect(lambda: repaints.append(1))
+    relabel = _predictions(200, seed=1)
+    grid.model.update_predictions(relabel)
+    assert repaints and all(b - a < 10 for a, b in spans)
+    labels = [grid.model.data(grid.model.index(r), 0x0102) for r in range(200)]
+    assert labels == relabel.labels  # what the repaint shows is the new labels
+    repaints.clear()
+    state.set_corrections({relabel.paths[7]: "c"})
+    assert spans[-1] == (7, 7) and not repaints
+
+
+def test_a_sampled_view_draws_every_selected_point_and_lassos_select_among_all(qtbot, monkeypatch):
+    """Beyond MAX_DRAWN points (a million-row result) a sample stratified by colour is drawn, yet
+    a selection from the grid shows where its images lie though they are outside the sample, and
+    a rectangle or lasso selects every point inside it, drawn or not."""
+    from fewshot_gui.plots import embedding
+
+    monkeypatch.setattr(embedding, "MAX_DRAWN", 60)
+    monkeypatch.setattr(embedding, "MIN_PER_COLOUR", 5)
+    plot = embedding.EmbeddingPlot()
+    qtbot.addWidget(plot)
+    plot.resize(500, 400)
+    plot.show()
+    rng = np.random.default_rng(3)
+    colour = np.repeat([0, 1, 2], [500, 80, 20])  # a small class keeps a few points drawn
+    vectors = (np.eye(3, 8)[colour] * 5 + rng.normal(size=(600, 8))).astype(np.float32)
+    paths = [f"/img/{i:04d}.jpg" for i in range(600)]
+    plot.set_embeddings(paths, vectors)
+    qtbot.waitUntil(lambda: len(plot.paths) == 600 and not plot.projecting, timeout=10000)
+    plot.set_colors(colour, ["#ff0000", "#00ff00", "#0000ff"])
+
+    def drawn(item) -> np.ndarray:
+        return np.concatenate([xy for _c, _d, xy in item._groups] or [np.zeros((0, 2))])
+
+    shown = drawn(plot.scatter)
+    assert 15 <= len(shown) <= 60 + 15 and len(plot.drawn) == len(shown)
+    assert set(colour[plot.drawn]) == {0, 1, 2}  # every colour drawn, the small one too
+    outside = np.setdiff1d(np.arange(600), plot.drawn)[:10]
+    plot.set_selection(outside)  # from the grid: images the sample does not draw
+    rings = plot.selection_item._groups[0][2]  # the yellow rings, one per selected point
+    assert np.array_equal(np.sort(rings, axis=0), np.sort(plot.coords[outside], axis=0))
+    plot.viewbox.autoRange()
+    middle = outside[np.argmin(np.abs(plot.coords[outside] - plot.coords.mean(0)).sum(1))]
+    at = plot.viewbox.mapViewToScene(QPointF(*plot.coords[middle]))
+    assert plot.nearest(at) in set(outside.tolist())  # hovered like any drawn point
+    x0, x1 = np.percentile(plot.coords[:, 0], [10, 60])
+    y0, y1 = np.percentile(plot.coords[:, 1], [10, 90])
+    with qtbot.waitSignal(plot.selectionMade) as made:
+        plot.viewbox.regionSelected.emit(
+            "rect", np.array([[x0, y0], [x1, y1]]), Qt.KeyboardModifier.NoModifier
+        )
+    inside = np.flatnonzero(points_in_rect(plot.coords, x0, y0, x1, y1))
+    assert made.args[0].tolist() == inside.tolist() and len(inside) > len(shown)
+    assert len(plot.selection_item._groups[0][2]) == len(inside)  # all of them drawn
+    triangle = np.array([[x0, y0], [x1, y0], [x1, y1]])
+    plot.viewbox.regionSelected.emit("lasso", triangle, Qt.KeyboardModifier.NoModifier)
+    lassoed = points_in_polygon(plot.coords, triangle)
+    assert np.array_equal(plot.selected, lassoed) and lassoed.sum() > 0
