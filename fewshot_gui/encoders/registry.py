@@ -17,6 +17,7 @@ from typing import Any
 
 from torch import nn
 
+from fewshot_gui.adapters.registry import adapter_class, adapter_names
 from fewshot_gui.core.device import DevicePlan
 from fewshot_gui.core.errors import CheckpointError, UsageError, WeightsUnavailableError
 from fewshot_gui.core.paths import resources_dir
@@ -45,18 +46,6 @@ __all__ = [
     "reload_encoders",
 ]
 
-METHODS = ("metric", "memory", "maml", "fomaml", "anil", "metasgd", "metalstm")
-"""Adaptation methods that may have their own checkpoint in a family."""
-
-_OPTIMIZATION_ORDER = {
-    "maml": ("maml", "fomaml", "anil", "metasgd", "metalstm"),
-    "fomaml": ("fomaml", "maml", "anil", "metasgd", "metalstm"),
-    "anil": ("anil", "fomaml", "maml", "metasgd", "metalstm"),
-    "metasgd": ("metasgd", "maml", "fomaml", "anil", "metalstm"),
-    "metalstm": ("metalstm", "metasgd", "fomaml", "maml", "anil"),
-}
-
-
 # --- checkpoint families ------------------------------------------------------------------------
 
 
@@ -66,16 +55,13 @@ def family_checkpoint(family: str, method: str) -> Path:
 
 
 def _fallback_order(method: str | None) -> tuple[str, ...]:
-    """Methods whose checkpoint may serve ``method``, closest first; any other file comes last."""
-    if method is None or method == "metric":
-        first: tuple[str, ...] = ("metric",)
-    elif method == "memory":
-        first = ("memory", "metric")
-    elif method in _OPTIMIZATION_ORDER:
-        first = (*_OPTIMIZATION_ORDER[method], "metric")
-    else:
-        first = (method, "metric")
-    return first + tuple(m for m in METHODS if m not in first)
+    """Methods whose checkpoint may serve ``method``, closest first: its own, its family's (in the
+    adapter registry's order), then metric's; any other file comes last."""
+    names = adapter_names()
+    method = method or "metric"
+    family = adapter_class(method).family if method in names else None
+    same = [m for m in names if family is not None and adapter_class(m).family == family]
+    return tuple(dict.fromkeys([method, *same, "metric", *names]))
 
 
 def find_family_checkpoint(family: str, method: str | None = None) -> Path | None:
@@ -94,10 +80,10 @@ def find_family_checkpoint(family: str, method: str | None = None) -> Path | Non
 
 
 def in_method_order(methods: Iterable[str]) -> list[str]:
-    """``methods`` without repeats, known ones first in :data:`METHODS` order, then by name."""
-    return sorted(
-        set(methods), key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m)
-    )
+    """``methods`` without repeats, registered ones first in the adapter registry's order, then
+    the others by name."""
+    order = adapter_names()
+    return sorted(set(methods), key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
 def checkpoint_methods(adapter: Mapping[str, Any]) -> list[str]:
