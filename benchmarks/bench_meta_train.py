@@ -23,7 +23,8 @@ from torch.func import functional_call
 from fewshot_gui.bench.synthetic import make_class_folders
 from fewshot_gui.core.device import plan_device
 from fewshot_gui.encoders.backbones import Conv4
-from fewshot_gui.training.meta_train import MetaTrainConfig, _Run
+from fewshot_gui.training.episodic_run import EpisodicRun
+from fewshot_gui.training.meta_train import MetaTrainConfig
 
 
 def synthetic(root: Path, classes: int = 64, images: int = 10) -> Path:
@@ -90,7 +91,7 @@ def ours(data: str, n: int, **options: object) -> float:
         val_fraction=0,
         **options,
     )  # type: ignore[arg-type]
-    run = _Run(config, plan_device("cpu"))
+    run = EpisodicRun(config, plan_device("cpu"))
     return timed(run.step, n)
 
 

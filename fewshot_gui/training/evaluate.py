@@ -42,7 +42,7 @@ from fewshot_gui.core.types import Progress
 from fewshot_gui.data.episodes import ClassFolderDataset, EpisodeSampler, ImageStore
 from fewshot_gui.encoders.domain_gate import DomainGate
 from fewshot_gui.training.episode_model import EpisodeModel, build_learner
-from fewshot_gui.training.meta_train import mean_ci95
+from fewshot_gui.training.episodic_run import mean_ci95
 from fewshot_gui.training.open_episodes import limit_images, open_episode
 
 ECE_BINS = 15
