@@ -23,13 +23,19 @@ class PluginWarning(UserWarning):
     """A plug-in entry point was left out (the message says which and why)."""
 
 
+def warn(message: str) -> None:
+    """Issue ``message`` as a :class:`PluginWarning` shown as ``fewshot-gui:0: PluginWarning: …``:
+    about the plug-in, not about a line of this package (no installation path, no source line)."""
+    warnings.warn_explicit(message, PluginWarning, "fewshot-gui", 0, module=__name__)
+
+
 def entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
     """The entry points of ``group`` of every installed distribution, this package's first (so
     that a plug-in cannot take a built-in's name)."""
     try:
         points = list(importlib.metadata.entry_points(group=group))
     except Exception as error:  # a damaged metadata folder of some other distribution
-        warnings.warn(f"cannot read the {group} entry points: {error}", PluginWarning, stacklevel=2)
+        warn(f"cannot read the {group} entry points: {error}")
         return []
     return sorted(points, key=lambda point: not _own(point))
 
@@ -60,10 +66,6 @@ def load_entry_points(
         else:
             reason = check(point.name, obj) if check is not None else None
         if reason is not None:
-            warnings.warn(
-                f"plug-in {point.name!r} ({point.value}) of {group} left out: {reason}",
-                PluginWarning,
-                stacklevel=2,
-            )
+            warn(f"plug-in {point.name!r} ({point.value}) of {group} left out: {reason}")
             continue
         yield point.name, obj

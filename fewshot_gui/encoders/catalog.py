@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import importlib
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any
 
-from fewshot_gui.core.plugins import PluginWarning, load_entry_points
+from fewshot_gui.core.plugins import load_entry_points, warn
 from fewshot_gui.encoders.spec import EncoderSpec
 
 GROUP = "fewshot_gui.encoders"
@@ -51,7 +50,7 @@ def _problem(name: str, obj: Any) -> str | None:
 
 
 def _warn(name: str, reason: str) -> None:
-    warnings.warn(f"plug-in {name!r} of {GROUP} left out: {reason}", PluginWarning, stacklevel=3)
+    warn(f"plug-in {name!r} of {GROUP} left out: {reason}")
 
 
 def _builtin_table() -> dict[str, Callable[[], EncoderSpec]]:

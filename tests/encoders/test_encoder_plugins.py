@@ -190,7 +190,9 @@ def test_a_broken_plugin_gives_one_warning_each_and_no_crash(tmp_path: Path, on_
         warnings.simplefilter("always")
         on_path(root)
         names = [spec.name for spec in list_encoders()]
-    messages = [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
+    plugin_warnings = [w for w in caught if issubclass(w.category, PluginWarning)]
+    messages = [str(w.message) for w in plugin_warnings]
+    assert {(w.filename, w.lineno) for w in plugin_warnings} == {("fewshot-gui", 0)}  # no path
     assert names == list(BUILTINS)
     assert len(messages) == 6, messages
     for name, why in [
