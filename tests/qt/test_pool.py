@@ -7,6 +7,8 @@ import os
 import threading
 import warnings
 
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 from imagefactory import make_image
 
 from fewshot_gui.qt.pool import PoolRunner

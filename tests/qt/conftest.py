@@ -1,5 +1,0 @@
-"""Qt infrastructure tests run offscreen."""
-
-import os
-
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
