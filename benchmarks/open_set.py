@@ -94,7 +94,7 @@ def episode_scores(
     shot: int,
     rng,
     encoder: str,
-    no_folder: bool = False,
+    relax: bool = False,
 ) -> dict[str, dict[str, float]]:
     """One episode: figures per clutter kind and score (see the module docstring)."""
     classes = rng.choice(np.unique(y), 5, replace=False)
@@ -112,10 +112,10 @@ def episode_scores(
     adapter = create_adapter("metric").fit(x[support], [str(v) for v in sy])
 
     def scores(z: np.ndarray, folder: np.ndarray) -> dict[str, np.ndarray]:
-        """Scores of ``z``; ``folder``: the whole folder the session would label (the unknown
-        score is relaxed to it, as in a labeling session; ``--no-folder``: the support only)."""
+        """Scores of ``z``; ``folder``: the whole folder being labeled (``--folder``: the unknown
+        score relaxed to it, as a session does where no domain gate vouches for the prior)."""
         sims = unit(z) @ scorer.protos.T
-        fitted = scorer if no_folder else scorer.for_folder(unit(folder) @ scorer.protos.T)
+        fitted = scorer.for_folder(unit(folder) @ scorer.protos.T) if relax else scorer
         return {
             "unknown score": fitted.scores(sims),
             "1 - max cosine": 1 - sims.max(1),
@@ -165,9 +165,9 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=32, help="known images per class")
     parser.add_argument("--fit-prior", action="store_true")
     parser.add_argument(
-        "--no-folder",
+        "--folder",
         action="store_true",
-        help="score with the support set's calibration only (before the folder relaxes it)",
+        help="relax the unknown score to each folder (what a session does off the prior's domain)",
     )
     args = parser.parse_args()
     if args.fit_prior:
@@ -185,7 +185,7 @@ def main() -> None:
     for shot in (5, 1):
         rng = np.random.default_rng(shot)
         rows = [
-            episode_scores(x, y, clutter, shot, rng, args.encoder, args.no_folder)
+            episode_scores(x, y, clutter, shot, rng, args.encoder, args.folder)
             for _ in range(args.episodes)
         ]
         thresholds = " | ".join(f"caught at {t}" for t in THRESHOLDS)

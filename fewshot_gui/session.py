@@ -122,6 +122,7 @@ class LabelingSession:
         self._nonfinite: list[str] = []  # names of images the encoder gave NaN/inf for
         self.encoder_note = ""  # why this encoder labels (its domain gate's choice), plain words
         self._routed = False  # the domain gate decides once, on the first support set
+        self._prior_fits = False  # the gate found the examples in the unknown prior's domain
 
     # ---------------------------------------------------------------- model and device
     def load(self) -> None:
@@ -401,7 +402,8 @@ class LabelingSession:
         finally:
             probe.close()
         self.encoder_note = gate.reason(support, self.encoder_name)
-        if not gate.in_domain(support):
+        self._prior_fits = gate.in_domain(support)
+        if not self._prior_fits:
             self._warnings["encoder"] = self.encoder_note
             if self._transductive_default:
                 # refinement on the folder was validated with the tuned features; on the base
@@ -510,7 +512,9 @@ class LabelingSession:
         inverse_norms = features if kind == "inverse-norm" else None
         x = self._table.vectors(rows)
         state = self._open_set()
-        scorer = state.folder_scorer(len(self._labeled), self._folder_sample)
+        scorer = state.scorer
+        if not self._prior_fits:
+            scorer = state.folder_scorer(len(self._labeled), self._folder_sample)
         if self._refines():
             from fewshot_gui.adapters.transductive import predict
 
@@ -549,11 +553,15 @@ class LabelingSession:
         return vectors[sample_rows(len(vectors))]
 
     def uses_folder(self) -> bool:
-        """Final labels depend on the whole folder: the unknown score is relaxed to the folder's
-        own images (:meth:`~fewshot_gui.adapters.open_set.UnknownScorer.for_folder`), and the
-        prototypes may be refined on it (:meth:`_refines`). Batch predictions during
+        """Final labels depend on the whole folder: the prototypes are refined on it
+        (:meth:`_refines`), or the unknown score is relaxed to the folder's own images
+        (:meth:`~fewshot_gui.adapters.open_set.UnknownScorer.for_folder`) because its prior, fitted
+        on the encoder's tuning domain, may not describe these examples: only where a domain
+        gate found them in that domain is it kept as fitted (there it catches far clutter at the
+        default threshold: 72 -> 100 % at 5 shots with Flowers, measured by
+        ``benchmarks/open_set.py`` with and without ``--folder``). Batch predictions during
         :meth:`label` use the folder seen so far; its last item re-labels every image."""
-        return self._adapter is not None
+        return self._adapter is not None and (self._refines() or not self._prior_fits)
 
     def _refines(self) -> bool:
         """Prototypes are refined on the folder: :attr:`transductive` and a metric adapter (or

@@ -73,6 +73,9 @@ def test_session_keeps_tuned_features_in_domain_and_switches_to_base_outside(tmp
     assert outside.encoder_name == "conv4"
     assert any("plain ImageNet features (conv4)" in w for w in outside.take_warnings())
     assert inside.transductive and not outside.transductive  # refinement only in the domain
+    # the unknown score's prior (fitted in the tuning domain) is trusted only where the gate
+    # found the examples; elsewhere the final labels relax it to the folder (a second pass)
+    assert inside._prior_fits and not outside._prior_fits
     asked = LabelingSession(str(ckpt), device="cpu", use_cache=False, transductive=True)
     list(asked.set_support(support))
     assert asked.encoder_name == "conv4" and asked.transductive  # the user's choice stands
@@ -80,8 +83,12 @@ def test_session_keeps_tuned_features_in_domain_and_switches_to_base_outside(tmp
     plain = LabelingSession("conv4", device="cpu", use_cache=False, transductive=False)
     list(plain.set_support(support))
     list(plain.label(images))
+    assert outside.uses_folder() and plain.uses_folder()
     # after the switch the folder is labeled exactly as the base encoder labels it
     assert outside.predictions().labels == plain.predictions().labels
+    np.testing.assert_allclose(
+        outside.predictions().unknown_scores, plain.predictions().unknown_scores, atol=1e-5
+    )
     np.testing.assert_allclose(
         outside.predictions().probabilities, plain.predictions().probabilities, atol=1e-5
     )

@@ -24,8 +24,8 @@ Calibration, from the support set:
   keeps about 95 % of images of known classes.
 
 A labeling session then lets the folder relax it (:meth:`UnknownScorer.for_folder`): a class's
-``μ_c`` is never above the median cosine of the folder images nearest to it, nor ``σ`` below their
-spread, so a domain unlike the prior's does not turn ordinary images into ``unknown``.
+``μ_c`` is never above the upper quartile of the cosines of the folder images nearest to it, so a
+domain unlike the prior's does not turn ordinary images into ``unknown``.
 
 One matrix product over the cached unit-normalised embeddings gives every ``s_c``
 (:func:`cosine_to_prototypes`; the inverse norms are the session's cached query features).
@@ -51,6 +51,9 @@ measured (``benchmarks/open_set.py``, held-out Flowers, 5-way) it costs 0.4 poin
 5 shots and none at 1 shot on a folder without clutter, and still catches 97-100 % of far clutter
 at 5 shots (80-100 % at 1 shot); ``auto`` (0.95) costs 2-5 points there."""
 MIN_FOLDER_IMAGES = 8
+FOLDER_QUANTILE = 0.75
+_UPPER_SD = 0.6071
+"""Normal quantile gap between the 90th and 75th percentiles, in standard deviations."""
 """Folder images nearest to a class needed before they may relax its expected similarity."""
 PRIOR_WEIGHT = 2.0
 """How many examples' worth of evidence the prior's ``μ`` and ``σ`` carry."""
@@ -156,28 +159,27 @@ class UnknownScorer:
         The prior comes from the encoder's training domain; on another domain (textures through
         the base features, say) images of one class are less alike, and a class with one example
         would call half the folder ``unknown`` (DTD 1-shot: 41-51 % of known images above 0.999).
-        Each class's ``μ_c`` is lowered to the median cosine of the folder images nearest to it
-        (at least :data:`MIN_FOLDER_IMAGES`; images of no class lower that median only while
-        they are a minority), and ``σ`` raised to the folder's robust spread around those medians
-        (1.4826 × the median absolute deviation). Never raised nor narrowed: on the encoder's own
-        domain the folder agrees with the prior and the scores barely move."""
+        Each class's ``μ_c`` is lowered to the upper quartile of the cosines of the folder images
+        nearest to it (at least :data:`MIN_FOLDER_IMAGES` of them): images of no class sit in the
+        lower part, so they cannot drag it down while they are fewer than three in four of those
+        images (a median would follow clutter as soon as it outnumbers a class); ``σ`` is raised to
+        the spread of the upper tail of those cosines (75th to 90th percentile, where images of
+        no class are rare). Never stricter: on the encoder's own domain the folder agrees with
+        the prior and the scores barely move."""
         sims = np.asarray(sims, np.float64)
         if not len(sims) or sims.shape[1] != len(self.mu):
             return self
         nearest = sims.argmax(1)
         best = sims[np.arange(len(sims)), nearest]
         mu = self.mu.astype(np.float64).copy()
-        deviations: list[np.ndarray] = []
+        spreads: list[float] = []
         for c in range(len(mu)):
             own = best[nearest == c]
-            if len(own) < MIN_FOLDER_IMAGES:
-                continue
-            median = float(np.median(own))
-            mu[c] = min(mu[c], median)
-            deviations.append(np.abs(own - median))
-        sigma = self.sigma
-        if deviations:
-            sigma = max(sigma, 1.4826 * float(np.median(np.concatenate(deviations))))
+            if len(own) >= MIN_FOLDER_IMAGES:
+                upper, top = np.quantile(own, [FOLDER_QUANTILE, 0.9])
+                mu[c] = min(mu[c], float(upper))
+                spreads.append(float(top - upper) / _UPPER_SD)
+        sigma = max(self.sigma, float(np.median(spreads))) if spreads else self.sigma
         return UnknownScorer(self.protos, mu.astype(np.float32), sigma, self.spread)
 
     def scores(self, sims: np.ndarray) -> np.ndarray:

@@ -126,10 +126,10 @@ def test_folder_of_another_domain_is_not_called_unknown_but_its_clutter_still_is
     scorer = UnknownScorer.fit(x[support], y[support], Prior(0.9, 0.03, 1.0))
     strict = scores_of(scorer, x[queries])
     assert (strict > DEFAULT_THRESHOLD).mean() > 0.5  # the support-only calibration fails here
-    folder = np.concatenate([x[queries], far])
+    folder = np.concatenate([x[queries], far, far[:20]])  # clutter: a third of the folder
     relaxed = scorer.for_folder(cosine_to_prototypes(folder, None, scorer.protos))
     known, clutter = scores_of(relaxed, x[queries]), scores_of(relaxed, far)
-    assert (known > DEFAULT_THRESHOLD).mean() < 0.01
+    assert (known > DEFAULT_THRESHOLD).mean() < 0.05
     assert (clutter > AUTO_THRESHOLD).mean() > 0.9
     assert auroc(known, clutter) > 0.95
 
