@@ -11,7 +11,8 @@ app offscreen in this process with a 5 ms heartbeat timer on the GUI thread (a s
 between two beats) and ``File ▸ Open labeling result`` on it. Phases: ``open`` (the call that
 shows every row in the grid), ``session`` (the worker builds the session over the stored
 embeddings, sends every prediction and a plot sample), ``plot`` (until the view has projected it),
-``scroll`` (the grid scrolled through in 40 steps), ``correction`` (one image made an example of
+``lasso`` (a lasso over the plot selects every image inside it, drawn or not, and the grid
+follows), ``scroll`` (the grid scrolled through in 40 steps), ``correction`` (one image made an example of
 another class: every row re-labeled, grid and plot updated).
 """
 
@@ -217,6 +218,17 @@ def main() -> None:
     wait(lambda: state["projected"] > 0, 120)
     plot_s = time.perf_counter() - t_open
     memory = rss_mb()
+    mark("lasso")
+    plot = app.window.plot
+    x0, x1 = np.percentile(plot.coords[:, 0], [20, 60])
+    y0, y1 = np.percentile(plot.coords[:, 1], [20, 80])
+    lasso = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    t_lasso = time.perf_counter()
+    plot.viewbox.regionSelected.emit("lasso", lasso, Qt.KeyboardModifier.NoModifier)
+    lasso_s = time.perf_counter() - t_lasso
+    lassoed = int(plot.selected.sum())
+    settle = time.perf_counter() + 0.5
+    wait(lambda: time.perf_counter() > settle)
     mark("scroll")
     bar = app.window.grid.view.verticalScrollBar()
     for step in range(41):
@@ -240,7 +252,8 @@ def main() -> None:
     print(f"grid rows: {rows_shown:,}; time to a usable window (every row in the grid): "
           f"{usable:.2f} s; session over the embeddings ready: {session_s:.1f} s; "
           f"plot sample projected: {plot_s:.1f} s; a correction re-labeled every row and showed "
-          f"it in {relabel_s:.2f} s")  # fmt: skip
+          f"it in {relabel_s:.2f} s; a lasso selected {lassoed:,} images (all drawn) in "
+          f"{lasso_s:.2f} s")  # fmt: skip
     times = np.array(beats)
     gaps = np.diff(times) * 1000
     for (name, start), (_, end) in itertools.pairwise(marks):

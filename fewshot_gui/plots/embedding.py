@@ -18,13 +18,12 @@ workers here.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from html import escape
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -37,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fewshot_gui.plots.hover import HoverCard
+from fewshot_gui.plots.hover import HoverCard, HoverMixin
 from fewshot_gui.plots.points_item import PointsItem
 from fewshot_gui.plots.projection import (
     align_axes,
@@ -52,10 +51,6 @@ from fewshot_gui.plots.select_box import SelectViewBox
 from fewshot_gui.qt import qtfix as _qtfix  # noqa: F401  (see qtfix.py)
 from fewshot_gui.qt.pool import PoolRunner
 
-HOVER_PIXELS = 8.0
-HOVER_OFFSET = 14
-HOVER_RETRIES = 10
-HOVER_RETRY_MS = 100
 BACKGROUND = "#1e1e1e"
 POINT_PX = 7.0
 RING_PX = 13.0  # a selected point: a yellow ring, a gap, then the point
@@ -87,7 +82,7 @@ def _same_array(a: np.ndarray, b: np.ndarray | None) -> bool:
     return a.size <= SAME_CHECK and np.array_equal(a, b)
 
 
-class EmbeddingPlot(QWidget):
+class EmbeddingPlot(HoverMixin, QWidget):
     """Scatter of every embedded image; emits point indices (into :attr:`paths`).
 
     ``describe(i) -> str`` (set by the app) words point ``i``'s label and confidence for the
@@ -296,11 +291,14 @@ class EmbeddingPlot(QWidget):
         the user labeled."""
         if len(color_index) != len(self.paths):
             return
-        self.color_index = np.asarray(color_index, np.int64)
+        color_index = np.asarray(color_index, np.int64)
+        recoloured = not np.array_equal(color_index, self.color_index)
+        self.color_index = color_index
         self.palette = list(palette)
         if support is not None:
             self.support = np.asarray(support, bool)
-        self.drawn = self._representative()
+        if recoloured:
+            self.drawn = self._representative()
         self.redraw()
 
     def _representative(self) -> np.ndarray | None:
@@ -327,13 +325,16 @@ class EmbeddingPlot(QWidget):
         return colors, np.where(valid, self.color_index, len(colors) - 1)
 
     def _groups(self, points: np.ndarray, diameter: float) -> list[tuple[str, float, np.ndarray]]:
-        """The ``points`` (indices) as one group per colour."""
+        """The ``points`` (indices) as one group per colour (one pass: a radix sort by colour)."""
         colors, idx = self._colors()
         idx = idx[points]
+        by_colour = points[np.argsort(idx.astype(np.int16), kind="stable")]
+        ends = np.cumsum(np.bincount(idx, minlength=len(colors)))
+        starts = ends - np.bincount(idx, minlength=len(colors))
         return [
-            (color, diameter, self.coords[points[idx == k]])
+            (color, diameter, self.coords[by_colour[starts[k] : ends[k]]])
             for k, color in enumerate(colors)
-            if np.any(idx == k)
+            if ends[k] > starts[k]
         ]
 
     def redraw(self) -> None:
@@ -397,79 +398,3 @@ class EmbeddingPlot(QWidget):
             modifiers & (Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier)
         )
         self.select_mask(mask, add)
-
-    def nearest(self, scene_pos: QPointF) -> int:
-        """Index of the point under ``scene_pos`` (within a few pixels), or -1."""
-        if len(self.coords) != len(self.paths) or not len(self.coords):
-            return -1
-        if not self.viewbox.sceneBoundingRect().contains(scene_pos):
-            return -1
-        p = self.viewbox.mapSceneToView(scene_pos)
-        px, py = self.viewbox.viewPixelSize()
-        shown = self._shown()
-        if not len(shown):
-            return -1
-        dx = (self.coords[shown, 0] - p.x()) / max(px, 1e-12)
-        dy = (self.coords[shown, 1] - p.y()) / max(py, 1e-12)
-        d = dx * dx + dy * dy
-        best = int(np.argmin(d))
-        return int(shown[best]) if d[best] <= HOVER_PIXELS**2 else -1
-
-    def _shown(self) -> np.ndarray:
-        """Indices of the points drawn: the sample and the selected ones (or all)."""
-        if self.drawn is None:
-            return np.arange(len(self.coords))
-        if len(self.selected) != len(self.coords):
-            return self.drawn
-        return np.union1d(self.drawn, np.flatnonzero(self.selected))
-
-    def _hover(self, args) -> None:
-        pos = args[0]
-        i = self.nearest(pos)
-        if i < 0:
-            self._hovered = -1
-            self.hover.hide()
-            return
-        self._hovered = i
-        self._show_hover(i, self.widget.mapFromScene(pos), HOVER_RETRIES)
-
-    def _show_hover(self, i: int, at: QPoint, retries: int) -> None:
-        if i != self._hovered or i >= len(self.paths):
-            return
-        path = self.paths[i]
-        image = self.thumbnail(path) if self.thumbnail else None
-        what = self.describe(i) if self.describe is not None else ""
-        self.hover.show_image(image, f"{os.path.basename(path)}\n{what}".strip())
-        self.place_hover(at)
-        if image is None and retries:  # being decoded: look again shortly
-            QTimer.singleShot(HOVER_RETRY_MS, self, lambda: self._show_hover(i, at, retries - 1))
-
-    def leaveEvent(self, event) -> None:
-        self._hovered = -1
-        self.hover.hide()
-        super().leaveEvent(event)
-
-    def place_hover(self, at: QPoint) -> None:
-        """Put the card beside the pointer (right and below, or flipped where there is no room),
-        never over the hovered point."""
-        card, room = self.hover, self.widget.size()
-        x = at.x() + HOVER_OFFSET
-        if x + card.width() > room.width():
-            x = at.x() - HOVER_OFFSET - card.width()
-        y = at.y() + HOVER_OFFSET
-        if y + card.height() > room.height():
-            y = at.y() - HOVER_OFFSET - card.height()
-        card.move(max(0, x), max(0, y))
-        card.show()
-        card.raise_()
-
-    def _clicked(self, event) -> None:
-        if event.button() != Qt.MouseButton.LeftButton or event.double():
-            return
-        i = self.nearest(event.scenePos())
-        if i >= 0:
-            mask = np.zeros(len(self.paths), bool)
-            mask[i] = True
-            self.selected = mask
-            self._draw_selection()
-            self.pointClicked.emit(i)

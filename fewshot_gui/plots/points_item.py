@@ -103,11 +103,7 @@ class PointsItem(pg.GraphicsObject):
             keep = (sx > -r) & (sy > -r) & (sx < visible[0] + r) & (sy < visible[1] + r)
             sx, sy = sx[keep], sy[keep]
             if len(sx) > DEDUPE_OVER:  # one disc per pixel: stamping more looks the same
-                _, first = np.unique(
-                    np.round(sx).astype(np.int64) * 1_000_003 + np.round(sy).astype(np.int64),
-                    return_index=True,
-                )
-                sx, sy = sx[first], sy[first]
+                sx, sy = _one_per_pixel(sx, sy, r)
             n = len(sx)
             if not n:
                 continue
@@ -122,3 +118,16 @@ class PointsItem(pg.GraphicsObject):
             first = shiboken6.wrapInstance(fragments.ctypes.data, QPainter.PixmapFragment)
             painter.drawPixmapFragments(first, n, sprite)
         painter.setTransform(t)
+
+
+def _one_per_pixel(sx: np.ndarray, sy: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels (centres) that points ``(sx, sy)`` fall on, each once: an occupancy grid,
+    O(points + pixels), no sort."""
+    left, top = np.floor(sx.min()), np.floor(sy.min())
+    ix = (sx - left).astype(np.int64)
+    iy = (sy - top).astype(np.int64)
+    width = int(ix.max()) + 1
+    occupied = np.zeros(width * (int(iy.max()) + 1), bool)
+    occupied[iy * width + ix] = True
+    cells = np.flatnonzero(occupied)
+    return left + cells % width + 0.5, top + cells // width + 0.5

@@ -163,17 +163,23 @@ def points_in_rect(points: np.ndarray, x0: float, y0: float, x1: float, y1: floa
 
 
 def representative(groups: np.ndarray, size: int, least: int = 50, seed: int = 0) -> np.ndarray:
-    """Sorted indices of a stratified sample of at most about ``size`` of ``groups (N,)`` (e.g.
-    each point's colour): each group in proportion to its count, at least ``least`` of each (or
-    all it has); a fixed seed, so the same groups give the same sample."""
-    groups = np.asarray(groups)
+    """Sorted indices of a stratified sample of at most about ``size`` of ``groups (N,)`` (small
+    integers, e.g. each point's colour): each group in proportion to its count, at least ``least``
+    of each (or all it has); a fixed seed, so the same groups give the same sample. O(N): no
+    comparison sort."""
+    groups = np.asarray(groups, np.int64)
     if len(groups) <= size:
         return np.arange(len(groups))
-    names, codes = np.unique(groups, return_inverse=True)
+    codes = groups - groups.min()
+    counts = np.bincount(codes)
+    small = codes.astype(np.int16) if len(counts) < 2**15 else codes
+    by_group = np.argsort(small, kind="stable")  # a radix sort for 16-bit codes
+    ends = np.cumsum(counts)
     rng = np.random.default_rng(seed)
     picked = []
-    for k in range(len(names)):
-        rows = np.flatnonzero(codes == k)
+    for k in np.flatnonzero(counts).tolist():
+        rows = by_group[ends[k] - counts[k] : ends[k]]
         want = min(len(rows), max(least, round(size * len(rows) / len(groups))))
         picked.append(rng.choice(rows, want, replace=False))
-    return np.sort(np.concatenate(picked))[: size + least * len(names)]
+    present = int((counts > 0).sum())
+    return np.sort(np.concatenate(picked))[: size + least * present]

@@ -33,6 +33,10 @@ LIVE_PLOT_GROWTH = 1.25
 """… and only once the folder has grown by this factor since the last refresh (so 100,000
 images are projected ~30 times in all, not every few seconds)."""
 RECOLOR_MS = 250
+GRID_MARKS = 20_000
+"""A plot selection of more images than this is not marked in the grid (scattered over a million
+rows, marking them costs seconds, and every repaint of the grid pays for them again); the plot
+shows it, and "Only these in the grid" lists it."""
 
 
 class ReviewController(QObject):
@@ -116,7 +120,13 @@ class ReviewController(QObject):
 
     # ------------------------------------------------------------------ selection
     def _selection_changed(self, base: np.ndarray, source: str) -> None:
-        if source != "grid":
+        if source == "plot" and len(base) > GRID_MARKS:  # a lasso over a million-image result
+            self.window.grid.select_base([])
+            self.window.status.setText(
+                f"{len(base):,} images selected in the plot: “Only these in the grid” lists "
+                "them, “Assign class…” labels them."
+            )
+        elif source != "grid":
             self.window.grid.select_base(base)
         plot = self.window.plot_if_ready()
         if plot is not None and source != "plot":
