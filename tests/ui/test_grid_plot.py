@@ -294,3 +294,32 @@ def test_a_sampled_view_draws_every_selected_point_and_lassos_select_among_all(q
     plot.viewbox.regionSelected.emit("lasso", triangle, Qt.KeyboardModifier.NoModifier)
     lassoed = points_in_polygon(plot.coords, triangle)
     assert np.array_equal(plot.selected, lassoed) and lassoed.sum() > 0
+
+
+def test_lasso_by_y_slices_equals_the_edge_by_edge_test_and_samples_keep_each_colour():
+    from fewshot_gui.plots.points_item import _one_per_pixel
+    from fewshot_gui.plots.projection import representative, y_order_of
+
+    rng = np.random.default_rng(5)
+    points = rng.normal(size=(5000, 2))
+    angles = np.sort(rng.uniform(0, 2 * np.pi, 40))
+    lasso = np.c_[np.cos(angles), np.sin(angles)] * rng.uniform(0.5, 2.0, (40, 1))
+    inside = np.zeros(len(points), bool)  # the even-odd rule, every edge against every point
+    xj, yj = lasso[-1]
+    for xi, yi in lasso:
+        crosses = (yi > points[:, 1]) != (yj > points[:, 1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_cross = (xj - xi) * (points[:, 1] - yi) / (yj - yi) + xi
+        inside ^= crosses & (points[:, 0] < x_cross)
+        xj, yj = xi, yi
+    assert np.array_equal(points_in_polygon(points, lasso), inside) and inside.any()
+    assert np.array_equal(points_in_polygon(points, lasso, y_order_of(points)), inside)
+    colour = np.repeat([-1, 0, 3], [9000, 900, 30])
+    sample = representative(colour, 500, least=20)
+    assert np.array_equal(sample, representative(colour, 500, least=20))  # repeatable
+    counts = np.bincount(colour[sample] + 1)
+    assert counts.tolist() == [453, 45, 0, 0, 20]  # in proportion, at least 20 of each
+    sx = np.array([10.2, 10.7, 10.4, 30.0, 30.9])
+    sy = np.array([5.1, 5.6, 5.9, 8.0, 8.2])
+    x, y = _one_per_pixel(sx, sy, 4.0)  # three points on one pixel, two on another
+    assert sorted(zip(x.tolist(), y.tolist(), strict=True)) == [(10.5, 5.5), (30.5, 8.5)]
