@@ -549,8 +549,9 @@ class LabelingSession:
         if self._labeled_rows is None:
             self._labeled_rows = self._table.rows(self._labeled)
         rows = self._labeled_rows
-        vectors = self._table.vectors(rows)
-        return vectors[sample_rows(len(vectors))]
+        if isinstance(rows, slice):
+            rows = np.arange(rows.start, rows.stop)
+        return self._table.vectors(rows[sample_rows(len(rows))])  # only the sample is copied
 
     def uses_folder(self) -> bool:
         """Final labels depend on the whole folder: the prototypes are refined on it
