@@ -64,7 +64,7 @@ def main() -> None:
             times, alone = [], []
             for r in range(args.repeats):
                 label = f"c{r % 5}"
-                with mock.patch("fewshot_gui.session.record_for", return_value=record):
+                with mock.patch("fewshot_gui.session.support.record_for", return_value=record):
                     t0 = time.perf_counter()
                     predictions = session.add_example(record.path, label)
                     times.append((time.perf_counter() - t0) * 1000)

@@ -1,0 +1,111 @@
+"""Predictions from the embedding table: the adapter's probabilities, the unknown score (open set)
+and the prototypes refined on the folder (transductive), all without a model call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from fewshot_gui.core.types import Predictions
+from fewshot_gui.session.embedding import ImageEmbedder
+
+
+class FolderPrediction(ImageEmbedder):
+    """The session's labeling maths (a part of :class:`~fewshot_gui.session.LabelingSession`):
+    reads the fitted adapter and support set, the labeled images and the domain gate's verdict."""
+
+    _adapter: Any  # the fitted adapter, or None before the first example
+    _support: list[tuple[str, str]]  # (path, class name)
+    _labeled: list[str]  # paths of the labeled (non-support-only) images, in order
+    _labeled_rows: slice | np.ndarray | None  # their table rows, once looked up
+    _open: Any  # SupportState of the current support set (see _open_set), or None
+    _prior_fits: bool
+    transductive: bool
+    unknown_threshold: float | None
+
+    def _predict(self, paths: Sequence[str], rows: slice | np.ndarray | None = None) -> Predictions:
+        """Predictions for ``paths`` (embedded; ``rows``: their table rows when known), with
+        unknown scores; refined on the folder when :meth:`_refines`."""
+        if self._adapter is None:
+            probs = np.zeros((len(paths), 0), np.float32)
+            return Predictions.from_probabilities(list(paths), [], probs)
+        assert self._table is not None
+        rows = self._table.rows(paths) if rows is None else rows
+        adapter = self._adapter
+        kind = adapter.feature_kind()
+        features = self._table.features(rows, kind, adapter.query_features)
+        inverse_norms = features if kind == "inverse-norm" else None
+        x = self._table.vectors(rows)
+        state = self._open_set()
+        scorer = state.scorer
+        if not self._prior_fits:
+            scorer = state.folder_scorer(len(self._labeled), self._folder_sample)
+        if self._refines():
+            from fewshot_gui.adapters.transductive import predict
+
+            refined = state.refined(len(self._labeled), self._folder_sample)
+            probs, unknown = predict(x, inverse_norms, refined, scorer)
+        else:
+            from fewshot_gui.adapters.open_set import cosine_to_prototypes
+
+            probs = adapter.predict_proba(x, features)
+            unknown = scorer.scores(cosine_to_prototypes(x, inverse_norms, state.protos))
+        return Predictions.from_probabilities(
+            list(paths), list(adapter.classes), probs, self.unknown_threshold, unknown
+        )
+
+    def _open_set(self) -> Any:
+        """The unknown scorer (and refinement cache) of the current support set."""
+        if self._open is None:
+            from fewshot_gui.adapters.transductive import SupportState
+
+            paths = [p for p, _ in self._support]
+            classes = list(self._adapter.classes) if self._adapter is not None else []
+            self._open = SupportState.fit(
+                self._vectors(paths), [c for _, c in self._support], classes, self.encoder_name
+            )
+        return self._open
+
+    def _folder_sample(self) -> np.ndarray:
+        """Embeddings of at most :data:`~fewshot_gui.adapters.transductive.SAMPLE` labeled images
+        (a fixed-seed sample), for refining the prototypes."""
+        from fewshot_gui.adapters.transductive import sample_rows
+
+        assert self._table is not None
+        if self._labeled_rows is None:
+            self._labeled_rows = self._table.rows(self._labeled)
+        rows = self._labeled_rows
+        if isinstance(rows, slice):
+            rows = np.arange(rows.start, rows.stop)
+        return self._table.vectors(rows[sample_rows(len(rows))])  # only the sample is copied
+
+    def uses_folder(self) -> bool:
+        """Final labels depend on the whole folder: the prototypes are refined on it
+        (:meth:`_refines`), or the unknown score is relaxed to the folder's own images
+        (:meth:`~fewshot_gui.adapters.open_set.UnknownScorer.for_folder`) because its prior, fitted
+        on the encoder's tuning domain, may not describe these examples: only where a domain
+        gate found them in that domain is it kept as fitted (there it catches far clutter at the
+        default threshold: 72 -> 100 % at 5 shots with Flowers, measured by
+        ``benchmarks/open_set.py`` with and without ``--folder``). Batch predictions during
+        :meth:`label` use the folder seen so far; its last item re-labels every image."""
+        return self._adapter is not None and (self._refines() or not self._prior_fits)
+
+    def _refines(self) -> bool:
+        """Prototypes are refined on the folder: :attr:`transductive` and a metric adapter (or
+        ``auto`` using one); other methods label as they are."""
+        if not self.transductive or self._adapter is None:
+            return False
+        adapter = getattr(self._adapter, "adapter", None) or self._adapter
+        return getattr(adapter, "family", "") == "metric"
+
+    def predictions(self) -> Predictions:
+        """Current predictions for every labeled image (from cached embeddings, no model call)."""
+        if self._labeled_rows is None and self._table is not None:
+            self._labeled_rows = self._table.rows(self._labeled)  # rows never move: look up once
+        return self._predict(self._labeled, self._labeled_rows)
+
+    def embeddings(self) -> tuple[list[str], np.ndarray]:
+        """Paths and ``(N, D)`` float32 embeddings of the labeled images."""
+        return list(self._labeled), self._vectors(self._labeled)
