@@ -112,6 +112,7 @@ class EmbeddingPlot(HoverMixin, QWidget):
         self.palette: list[str] = []
         self.drawn: np.ndarray | None = None  # points drawn besides the selected; None: all
         self._y_order = np.zeros(0, np.int64)  # points by y, for lassos
+        self._bounds: tuple[np.ndarray, np.ndarray] | None = None  # of every point
         self._generation = 0
         self._done_generation = 0
         self._runner = PoolRunner(1, self)  # one projection at a time
@@ -256,6 +257,7 @@ class EmbeddingPlot(HoverMixin, QWidget):
         self.selected = self._selection_for(paths)
         self.paths, self.vectors, self.coords = paths, vectors, coords
         self._y_order = y_order
+        self._bounds = (coords.min(axis=0), coords.max(axis=0)) if len(coords) else None
         self.color_index = np.full(len(paths), -1, np.int64)
         self.support = np.zeros(len(paths), bool)
         self.drawn = self._representative()
@@ -360,7 +362,8 @@ class EmbeddingPlot(HoverMixin, QWidget):
             if len(sel)
             else []
         )
-        self.selection_item.set_groups(rings + (self._groups(sel, POINT_PX) if len(sel) else []))
+        groups = rings + (self._groups(sel, POINT_PX) if len(sel) else [])
+        self.selection_item.set_groups(groups, self._bounds if len(sel) > MAX_DRAWN else None)
         self.assign_button.setEnabled(bool(len(sel)))
         self.only_button.setEnabled(bool(len(sel)) or self.only_button.isChecked())
         text = f"{len(self.paths):,} images · {len(sel):,} selected"

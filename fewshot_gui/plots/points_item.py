@@ -31,8 +31,13 @@ class PointsItem(pg.GraphicsObject):
         self._high: np.ndarray | None = None
         self._pad = 0.0  # half the largest disc, in pixels
 
-    def set_groups(self, groups: Sequence[tuple[str, float, np.ndarray]]) -> None:
-        """``(colour, diameter in pixels, points (N, 2))`` per group, drawn in this order."""
+    def set_groups(
+        self,
+        groups: Sequence[tuple[str, float, np.ndarray]],
+        bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """``(colour, diameter in pixels, points (N, 2))`` per group, drawn in this order;
+        ``bounds``: (low (2,), high (2,)) of the points when known (spares a pass over them)."""
         self.prepareGeometryChange()
         self._groups = []
         for color, diameter, points in groups:
@@ -40,8 +45,10 @@ class PointsItem(pg.GraphicsObject):
             if len(xy):
                 self._groups.append((color, float(diameter), xy))
         if self._groups:
-            every = np.concatenate([xy for _, _, xy in self._groups])
-            self._low, self._high = every.min(axis=0), every.max(axis=0)
+            if bounds is None:
+                every = np.concatenate([xy for _, _, xy in self._groups])
+                bounds = every.min(axis=0), every.max(axis=0)
+            self._low, self._high = bounds
             self._pad = max(d for _, d, _ in self._groups) / 2
         else:
             self._low = self._high = None

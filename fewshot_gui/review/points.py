@@ -31,7 +31,9 @@ class PointsMixin:
 
     def select(self, base: Sequence[int] | np.ndarray, source: str = "") -> None:
         """Select images by base index; ``source`` ("grid", "plot", …) lets views skip echoes."""
-        self.selection = np.unique(np.asarray(base, np.int64))
+        base = np.asarray(base, np.int64)
+        increasing = len(base) < 2 or bool((base[1:] > base[:-1]).all())
+        self.selection = base.copy() if increasing else np.unique(base)  # a lasso: sorted
         self.selection_changed.emit(self.selection, source)
 
     def select_points(self, points: Sequence[int] | np.ndarray, source: str = "plot") -> None:

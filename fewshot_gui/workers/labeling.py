@@ -95,7 +95,7 @@ class LabelingWorker(QObject):
     progress = Signal(object)  # Progress
     predictions = Signal(object)  # Predictions (partial: one batch; or full after a correction)
     failures = Signal(list)  # list[FileFailure]
-    embeddings = Signal(list, object)  # paths, (N, D) float32
+    embeddings = Signal(object, object)  # paths list (not converted: a million), (N, D) float32
     error = Signal(str)  # a plain message for the user
     warning = Signal(str)  # a plain line about a problem that did not stop the job (cache rebuilt)
     deviceReady = Signal(str)
