@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import threading
 from typing import Any, TypeVar
 
 from fewshot_gui.adapters.base import Adapter
@@ -27,7 +28,9 @@ from fewshot_gui.core.plugins import entry_points, load_entry_points, own_entry_
 GROUP = "fewshot_gui.adapters"
 
 _ADAPTERS: dict[str, type[Adapter]] = {}
-_loaded = False
+_loaded = False  # every method found and registered
+_loading = False  # finding them now (a plug-in module being loaded may register itself)
+_LOCK = threading.RLock()
 
 A = TypeVar("A", bound=type[Adapter])
 
@@ -88,9 +91,10 @@ def method_help() -> dict[str, str]:
 def reload_adapters() -> None:
     """Forget every registered class and find them again (after installing a plug-in)."""
     global _loaded
-    _ADAPTERS.clear()
-    _loaded = False
-    _ensure_loaded()
+    with _LOCK:
+        _ADAPTERS.clear()
+        _loaded = False
+        _ensure_loaded()
 
 
 # --- discovery ------------------------------------------------------------------------------
@@ -122,16 +126,23 @@ def _add(cls: type[Adapter]) -> None:
 
 
 def _ensure_loaded() -> None:
-    global _loaded
+    global _loaded, _loading
     if _loaded:
         return
-    _loaded = True  # first: a plug-in module importing this registry must not recurse
-    if own_entry_points_missing(entry_points(GROUP)):
-        for cls in _builtin_classes():
-            if cls.name not in _ADAPTERS:
+    with _LOCK:  # another thread waits here until every method is registered
+        if _loaded or _loading:  # done meanwhile, or this thread is loading a plug-in
+            return
+        _loading = True
+        try:
+            if own_entry_points_missing(entry_points(GROUP)):
+                for cls in _builtin_classes():
+                    if cls.name not in _ADAPTERS:
+                        _add(cls)
+            for _, cls in load_entry_points(GROUP, _problem):
                 _add(cls)
-    for _, cls in load_entry_points(GROUP, _problem):
-        _add(cls)
+            _loaded = True
+        finally:
+            _loading = False
 
 
 def _builtin_classes() -> list[type[Adapter]]:

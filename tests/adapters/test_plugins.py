@@ -197,3 +197,19 @@ def test_a_broken_plugin_gives_one_warning_each_and_no_crash(
     assert any("'metric'" in m and "already registered" in m for m in messages)
     assert registry.adapter_class("metric").__module__ == "fewshot_gui.adapters.metric"
     assert "nearest" in adapter_names()
+
+
+def test_threads_asking_while_the_methods_load_all_see_every_method(plugin_path: Path) -> None:
+    import threading
+
+    registry.reload_adapters()
+    expected = adapter_names()
+    registry._ADAPTERS.clear()
+    registry._loaded = False  # as at start-up: the first callers load the methods
+    seen: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: seen.append(adapter_names())) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == [expected] * 4
