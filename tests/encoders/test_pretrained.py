@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import urllib.error
+import socket
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -55,52 +56,83 @@ def test_efficientnet_missing_package_is_one_line(monkeypatch: pytest.MonkeyPatc
 
 @pytest.fixture
 def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty torch hub cache and no network: every download fails as it does offline."""
+    """An empty torch hub cache, no ``$FEWSHOT_GUI_WEIGHTS``, and every way to download (torch hub,
+    urllib, a socket connection) fails the test: these encoders must never try."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv(pretrained.WEIGHTS_ENV, raising=False)
 
-    def no_network(*args: object, **kwargs: object) -> None:
-        raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+    def download(*args: object, **kwargs: object) -> None:
+        pytest.fail(f"a download was attempted: {args}")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", download)
+    monkeypatch.setattr(urllib.request, "urlopen", download)
+    monkeypatch.setattr(socket.socket, "connect", download)
     return tmp_path / "torch"
 
 
+def _fake_resnet18_file(path: Path) -> None:
+    """A state dict of ResNet-18's shape (with its ImageNet classifier) saved at ``path``."""
+    state = pretrained.torchvision_architecture("resnet18").state_dict()
+    state["fc.weight"] = torch.zeros(1000, 512)
+    state["fc.bias"] = torch.zeros(1000)
+    state["conv1.weight"] = torch.full_like(state["conv1.weight"], 0.25)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+
+
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
-def test_torchvision_offline_is_one_line_naming_alternatives(
+def test_torchvision_without_weights_file_is_unavailable_and_downloads_nothing(
     name: str, offline: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    reason = resolve_encoder(name).check_available()
-    assert reason is not None and "efficientnet-lite0" in reason
+    spec = resolve_encoder(name)
+    reason = spec.check_available()
+    file_name = pretrained.torchvision_weights_file(name).name
+    assert reason is not None and "never downloaded" in reason
+    assert file_name in reason and pretrained.WEIGHTS_ENV in reason  # where to put which file
+    assert "efficientnet-lite0" in reason and "\n" not in reason
     with pytest.raises(WeightsUnavailableError) as info:
-        load_encoder(name, plan_device("cpu"))
+        load_encoder(name, plan_device("cpu"))  # an explicit build: still no download
     message = str(info.value)
-    assert "\n" not in message
-    assert "efficientnet-lite0" in message and "photos" in message and "conv4" in message
-    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert "\n" not in message and message.startswith(f"{name}: ")
+    assert file_name in message and "photos" in message and "conv4" in message
+    assert info.value.__cause__ is None and info.value.__context__ is None  # no chained traceback
+    assert not pretrained.torchvision_weights_file(name).exists()
     assert capsys.readouterr().err == ""  # nothing else printed
 
 
 def test_torchvision_uses_cached_weights(offline: Path) -> None:
-    state = pretrained.torchvision_architecture("resnet18").state_dict()
-    state["fc.weight"] = torch.zeros(1000, 512)
-    state["fc.bias"] = torch.zeros(1000)
     path = pretrained.torchvision_weights_file("resnet18")
     assert path.is_relative_to(offline)
-    path.parent.mkdir(parents=True)
-    torch.save(state, path)
+    _fake_resnet18_file(path)
     assert pretrained.torchvision_check_available("resnet18") is None
     model = load_encoder("resnet18", plan_device("cpu")).model
+    assert torch.all(model.state_dict()["conv1.weight"] == 0.25)  # the file's weights
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 512)
 
 
-def test_torchvision_damaged_cache_is_one_line(offline: Path) -> None:
+def test_torchvision_weights_folder_is_used_before_torch_cache(
+    offline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "weights"
+    name = pretrained.torchvision_weights_file("resnet18").name
+    _fake_resnet18_file(folder / name)
+    monkeypatch.setenv(pretrained.WEIGHTS_ENV, str(folder))
+    assert pretrained.find_torchvision_weights("resnet18") == folder / name
+    assert resolve_encoder("resnet18").check_available() is None
+    model = pretrained.torchvision_resnet("resnet18")
+    assert torch.all(model.state_dict()["conv1.weight"] == 0.25)
+    assert not pretrained.torchvision_weights_file("resnet18").exists()  # nothing copied there
+
+
+def test_torchvision_damaged_weights_file_is_one_line(offline: Path) -> None:
     path = pretrained.torchvision_weights_file("resnet18")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a state dict")
-    with pytest.raises(WeightsUnavailableError, match="delete the file") as info:
+    with pytest.raises(WeightsUnavailableError, match="unreadable") as info:
         pretrained.torchvision_resnet("resnet18")
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "download.pytorch.org" in str(info.value)
 
 
 @pytest.mark.parametrize("variant", [0, 1, 2])
