@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -111,6 +111,7 @@ class ControlPanel(QWidget):
         layout.addWidget(self.method_info)
         layout.addLayout(buttons)
         self.method.currentIndexChanged.connect(self.settingsChanged)
+        self.encoder.currentIndexChanged.connect(self._show_encoder_reason)
         self.encoder.currentIndexChanged.connect(self.settingsChanged)
         self.folder.editingFinished.connect(self.settingsChanged)
 
@@ -121,10 +122,15 @@ class ControlPanel(QWidget):
             self.settingsChanged.emit()
 
     def set_choices(
-        self, methods: list[str], encoders: list[str], helps: dict[str, str] | None = None
+        self,
+        methods: list[str],
+        encoders: list[str],
+        helps: dict[str, str] | None = None,
+        unusable: dict[str, str] | None = None,
     ) -> None:
-        """Fill the choosers (names and each method's help line come from the worker, which may
-        import the engine: the adapter registry)."""
+        """Fill the choosers (names, each method's help line and why an encoder cannot be used
+        now come from the worker, which may import the engine's registries). An unusable encoder
+        is listed disabled, its reason as the tooltip; it stays selected only when it was."""
         current_m, current_e = self.method.currentData(), self.encoder.currentData()
         for box in (self.method, self.encoder):
             box.blockSignals(True)
@@ -132,15 +138,32 @@ class ControlPanel(QWidget):
         for name in methods:
             self.method.addItem(name, name)
             self.method.setItemData(
-                self.method.count() - 1, (helps or {}).get(name, name), role=3
-            )  # ToolTipRole
+                self.method.count() - 1, (helps or {}).get(name, name), Qt.ItemDataRole.ToolTipRole
+            )
         self.encoder.addItem(DEFAULT_ENCODER, "")
         for name in encoders:
             self.encoder.addItem(name, name)
+            reason = (unusable or {}).get(name)
+            if reason:
+                self._disable_encoder(self.encoder.count() - 1, reason)
         self.method.setCurrentIndex(max(0, self.method.findData(current_m or "auto")))
         self.encoder.setCurrentIndex(max(0, self.encoder.findData(current_e or "")))
+        self._show_encoder_reason()
         for box in (self.method, self.encoder):
             box.blockSignals(False)
+
+    def _disable_encoder(self, row: int, reason: str) -> None:
+        item = self.encoder.model().item(row)  # a QStandardItemModel's row
+        item.setEnabled(False)
+        item.setToolTip(f"not usable now: {reason}")
+
+    def _show_encoder_reason(self) -> None:
+        """The chosen encoder's reason (when it is unusable, e.g. from a saved project) on the
+        chooser itself, where it is seen without opening the list."""
+        row = self.encoder.currentIndex()
+        item = self.encoder.model().item(row) if row >= 0 else None
+        unusable = item is not None and not item.isEnabled()
+        self.encoder.setToolTip(item.toolTip() if unusable else "")
 
     def set_method_info(self, details: str, plain: str = "") -> None:
         """Show what the method decided in plain words (``plain``, or derived from ``details``);

@@ -63,6 +63,25 @@ def available_choices() -> tuple[list[str], list[str]]:
     return methods, encoders
 
 
+def unusable_encoders(names: Sequence[str]) -> dict[str, str]:
+    """Encoder name → why it cannot be used right now (its ``check_available()``: e.g. ImageNet
+    weights not on this machine), for the encoders of ``names`` that cannot; loads no model."""
+    try:
+        from fewshot_gui.encoders.catalog import find_encoder
+    except Exception:
+        return {}
+    reasons = {}
+    for name in names:
+        try:
+            spec = find_encoder(name)
+            reason = spec.check_available() if spec is not None else "not registered"
+        except Exception as error:  # a plug-in's check that fails is a reason too
+            reason = f"its availability check failed ({type(error).__name__}: {error})"
+        if reason:
+            reasons[name] = " ".join(str(reason).split())
+    return reasons
+
+
 def method_help() -> dict[str, str]:
     """One help line per method, from the adapter registry (empty when it cannot be imported)."""
     try:
@@ -100,7 +119,8 @@ class LabelingWorker(QObject):
     warning = Signal(str)  # a plain line about a problem that did not stop the job (cache rebuilt)
     deviceReady = Signal(str)
     methodChosen = Signal(str, str)  # details ("auto → memory (LOO accuracy: …)"), plain reason
-    choicesReady = Signal(list, list, dict)  # method names, encoder names, {method: help line}
+    # method names, encoder names, {method: help line}, {encoder: why it is unusable now}
+    choicesReady = Signal(list, list, dict, dict)
     jobStarted = Signal(int, str)
     jobFinished = Signal(int, str)  # job id, "done" | "cancelled" | "failed"
     _stepRequested = Signal()
@@ -237,9 +257,10 @@ class LabelingWorker(QObject):
         with gc_paused():
             methods, encoders = available_choices()
             helps = method_help()
+            unusable = unusable_encoders(encoders)
             with contextlib.suppress(Exception):  # a broken engine reports itself on first use
                 import fewshot_gui.session  # noqa: F401
-        self.choicesReady.emit(methods, encoders, helps)
+        self.choicesReady.emit(methods, encoders, helps, unusable)
 
     @Slot(int, dict, dict, str, bool)
     def start(
