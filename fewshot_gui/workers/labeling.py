@@ -12,100 +12,21 @@ from __future__ import annotations
 import contextlib
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from fewshot_gui.core.names import FALLBACK_METHODS
 from fewshot_gui.qt.warmup import gc_paused, lower_thread_priority, preload_native_libraries
-
-SessionFactory = Callable[[dict], Any]
-
-
-def default_session_factory(settings: dict) -> Any:
-    """Build a real :class:`LabelingSession` (imports torch; called in the worker thread)."""
-    if settings.get("result"):  # a labeling result's stored embeddings (ui/result_controller.py)
-        from fewshot_gui.cluster.result import LabelingResult
-        from fewshot_gui.cluster.stored import StoredSession
-
-        return StoredSession(LabelingResult.open(settings["result"]))
-    from fewshot_gui.session import LabelingSession
-
-    return LabelingSession(
-        encoder=settings.get("encoder") or None,
-        method=settings.get("method") or "auto",
-        device=settings.get("device") or "auto",
-        cache_dir=settings.get("cache_dir"),
-        unknown_threshold=settings.get("unknown_threshold"),
-        adapter_options=settings.get("adapter_options"),
-    )
-
-
-def available_choices() -> tuple[list[str], list[str]]:
-    """Adapter names and encoder names from the registries (imports the engine; worker thread)."""
-    methods, encoders = list(FALLBACK_METHODS), []
-    try:
-        from fewshot_gui.adapters.registry import adapter_names
-
-        methods = list(adapter_names())
-    except Exception:  # registry not importable: keep the fallback list
-        pass
-    try:
-        from fewshot_gui.encoders.registry import list_encoders
-
-        encoders = [spec.name for spec in list_encoders()]
-    except Exception:
-        pass
-    if "auto" in methods:
-        methods.remove("auto")
-        methods.insert(0, "auto")
-    return methods, encoders
-
-
-def unusable_encoders(names: Sequence[str]) -> dict[str, str]:
-    """Encoder name → why it cannot be used right now (its ``check_available()``: e.g. ImageNet
-    weights not on this machine), for the encoders of ``names`` that cannot; loads no model."""
-    try:
-        from fewshot_gui.encoders.catalog import find_encoder
-    except Exception:
-        return {}
-    reasons = {}
-    for name in names:
-        try:
-            spec = find_encoder(name)
-            reason = spec.check_available() if spec is not None else "not registered"
-        except Exception as error:  # a plug-in's check that fails is a reason too
-            reason = f"its availability check failed ({type(error).__name__}: {error})"
-        if reason:
-            reasons[name] = " ".join(str(reason).split())
-    return reasons
-
-
-def method_help() -> dict[str, str]:
-    """One help line per method, from the adapter registry (empty when it cannot be imported)."""
-    try:
-        from fewshot_gui.adapters.registry import method_help as registry_help
-
-        return registry_help()
-    except Exception:
-        return {}
-
-
-def _is_plain(error: BaseException) -> bool:
-    from fewshot_gui.core.errors import FewShotError
-
-    return isinstance(error, (FewShotError, OSError))
-
-
-def _message(error: BaseException) -> str:
-    from fewshot_gui.core.errors import FewShotError
-
-    if isinstance(error, FewShotError):
-        return str(error)
-    if isinstance(error, OSError):
-        return f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
-    return f"unexpected error: {type(error).__name__}: {error}"
+from fewshot_gui.workers.engine_calls import (
+    SessionFactory,
+    available_choices,
+    default_session_factory,
+    is_plain_error,
+    method_help,
+    unusable_encoders,
+    user_message,
+)
 
 
 class LabelingWorker(QObject):
@@ -198,9 +119,9 @@ class LabelingWorker(QObject):
             if self.abort.is_set():  # StopRequested (or anything while stopping): cancelled
                 self._end("cancelled")
                 return
-            if not _is_plain(error):
+            if not is_plain_error(error):
                 traceback.print_exc()
-            self.error.emit(_message(error))
+            self.error.emit(user_message(error))
             self._end("failed")
             return
         self._emit_item(item)
@@ -291,7 +212,7 @@ class LabelingWorker(QObject):
                 else:
                     result = self._session.add_example(path, label)
             except Exception as error:
-                self.error.emit(_message(error))
+                self.error.emit(user_message(error))
         if result is not None:
             self.predictions.emit(result)
             self._emit_method()
