@@ -77,3 +77,26 @@ def test_sample_rows_is_fixed_and_bounded():
     assert sample_rows(10, 100).tolist() == list(range(10))
     a, b = sample_rows(5000, 64), sample_rows(5000, 64)
     assert len(a) == 64 and (a == b).all() and (np.diff(a) > 0).all()
+
+
+def test_refined_prototypes_stay_within_trust_of_their_examples() -> None:
+    """A class whose single example sits between two clusters may be pulled toward the folder,
+    but never further than cosine ``trust`` from its example (:data:`TRUST` by default): it
+    cannot jump into the other cluster; with the trust region off it does."""
+    from fewshot_gui.adapters.transductive import TRUST, refine, unit
+
+    rng = np.random.default_rng(5)
+    dim = 32
+    a, b, c = unit(rng.normal(size=(3, dim)))
+    folder = np.concatenate(
+        [a + 0.3 * rng.normal(size=(60, dim)) / np.sqrt(dim), c + 0.3 * rng.normal(size=(60, dim))]
+    ).astype(np.float32)
+    support = np.stack([0.45 * a + 0.55 * b, c]).astype(np.float32)  # class 0: near b, toward a
+    centre = np.zeros(dim, np.float32)
+    anchor = unit(support)
+    for trust in (TRUST, 0.9):
+        kept = refine(support, np.array([0, 1]), 2, folder, center=centre, trust=trust).protos
+        assert (kept * anchor).sum(1).min() >= trust - 1e-5
+    free = refine(support, np.array([0, 1]), 2, folder, center=centre, trust=-1.0).protos
+    assert float(free[0] @ anchor[0]) < 0.9  # unconstrained, the folder takes it further
+    assert float(free[0] @ a) > float(kept[0] @ a)
