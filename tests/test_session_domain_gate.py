@@ -124,3 +124,20 @@ def test_evaluate_follows_the_gate_per_episode(tmp_path, folder):
     assert on_base["accuracy"] == base["accuracy"]
     assert on_tuned["accuracy"] == tuned["accuracy"]
     assert accuracy(str(never), route=False)["episodes_on_base_features"] is None
+
+
+def test_a_job_stopped_while_the_gate_probes_routes_on_the_next_one(tmp_path, folder):
+    """The app cancels a reopened project's cached pass when the user starts labeling: if that
+    happened while the gate's base encoder embedded the examples, the next job must still
+    follow the gate (it kept the tuned features and its unknown prior before)."""
+    reds = sorted((folder / "red").iterdir())
+    cache = tmp_path / "cache"
+    ckpt = _gated_checkpoint(tmp_path / "tuned.pt", _base_embeddings(reds[:3], cache), 0.9999)
+    support = {c: sorted((folder / c).iterdir())[:2] for c in ("blue", "green")}
+    session = LabelingSession(str(ckpt), device="cpu", use_cache=False)
+    job = session.set_support(support)
+    next(job)  # the probe has started
+    job.close()  # stopped
+    assert session.encoder_name == str(ckpt)
+    list(session.set_support(support))
+    assert session.encoder_name == "conv4" and not session._prior_fits

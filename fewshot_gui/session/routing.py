@@ -56,7 +56,8 @@ class DomainRouting(ImageEmbedder):
         """Once per session, before its first examples are embedded: follow the domain gate."""
         if self._routed or not records:
             return
-        self._routed = True
+        # decided only once the gate has answered: a job stopped while the probe embeds (the app
+        # cancels a reopened project's cached pass when the user starts labeling) routes again
         for item in gate_route(self, records):
             if isinstance(item, Progress):
                 yield item
@@ -72,3 +73,4 @@ class DomainRouting(ImageEmbedder):
                 # (review loop: largest fall 1.8-3.9 -> 4.1-5.7 points), so it is off there
                 self.transductive = False
             self.switch_encoder(item.base)
+        self._routed = True
