@@ -115,7 +115,8 @@ class Adapter(ABC):
         (the backbone is ImageNet-pretrained), then the user's ``--option KEY=VALUE`` pairs. The
         learner's ``adapter_state()`` (else ``state_dict()``) is saved as the checkpoint's adapter
         state, handed back to this class as ``state=`` at labeling time. Optional hooks:
-        ``calibrate(logits (N, C), targets (N,)) -> dict`` after each validation (its result is
+        ``calibrate(episodes) -> dict`` after each validation, on its episodes' embeddings
+        ``[(support (S, D), support_y (S,), query (Q, D), query_y (Q,)), …]`` (its result is
         recorded in the checkpoint), ``describe() -> dict`` (settings for the checkpoint's
         metadata), ``adapts_encoder = True`` with ``forward(encoder, support_x, support_y,
         query_x, n_way)`` on images (full-network inner loops). Methods without a learner (the

@@ -67,13 +67,19 @@ class EpisodeModel(nn.Module):
         with torch.enable_grad():  # inner loops need gradients, in validation too
             return self.learner(support, support_y, query, way)
 
+    def embed(
+        self, support_x: torch.Tensor, query_x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings ``(S, D)``, ``(Q, D)`` float of the support and query images (one pass)."""
+        embeddings = self.encoder(torch.cat([support_x, query_x])).float()
+        return embeddings[: len(support_x)], embeddings[len(support_x) :]
+
     def forward(
         self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor, way: int
     ) -> torch.Tensor:
         if self.full_network:
             return self.learner(self.encoder, support_x, support_y, query_x, way)
-        embeddings = self.encoder(torch.cat([support_x, query_x])).float()
-        support, query = embeddings[: len(support_x)], embeddings[len(support_x) :]
+        support, query = self.embed(support_x, query_x)
         return self.embedding_logits(support, support_y, query, way)
 
     def adapter_state(self) -> dict[str, Any]:

@@ -162,25 +162,31 @@ class EpisodicRun:
 
     def validate(self) -> tuple[float, float]:
         """Accuracy (mean, ci95) over the fixed validation episodes; then the learner's
-        ``calibrate`` hook, if any, on their query logits."""
+        ``calibrate`` hook, if any, on their embeddings (learners on embeddings only)."""
         assert self.val_sampler is not None
         self.model.eval()
-        accuracies, all_logits, targets = [], [], []
+        calibrate = getattr(self.model.learner, "calibrate", None)
+        calibrate = None if self.model.full_network else calibrate
+        accuracies, episodes = [], []
         with torch.no_grad():
             for i in range(self.config.val_episodes):
                 episode = self.val_sampler.episode(i)
                 support_x, support_y, query_x, query_y = self._tensors(episode, self.val_set)
+                way = self.val_sampler.way
                 with self._autocast():
-                    logits = self.model(support_x, support_y, query_x, self.val_sampler.way)
+                    if self.model.full_network:
+                        logits = self.model(support_x, support_y, query_x, way)
+                    else:
+                        support, query = self.model.embed(support_x, query_x)
+                        logits = self.model.embedding_logits(support, support_y, query, way)
                 accuracies.append(float((logits.argmax(1) == query_y).float().mean()))
-                all_logits.append(logits.detach().float())
-                targets.append(query_y)
-        calibrate = getattr(self.model.learner, "calibrate", None)
-        if callable(calibrate):
+                if calibrate is not None:
+                    episodes.append((support, support_y, query, query_y))
+        if calibrate is not None and episodes:
             sampler = self.val_sampler
             self.calibration = {
-                **calibrate(torch.cat(all_logits), torch.cat(targets)),
-                "fitted_on": f"{len(accuracies)} validation episodes, {sampler.way}-way "
+                **calibrate(episodes),
+                "fitted_on": f"{len(episodes)} validation episodes, {sampler.way}-way "
                 f"{sampler.shot}-shot",
             }
         return mean_ci95(accuracies)

@@ -44,20 +44,28 @@ def train(folders: Path, out: Path, *extra: str) -> dict:
     return load_checkpoint(out)
 
 
-@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
-def test_metric_checkpoint_records_its_distance_and_calibrated_temperature(
-    folders: Path, tmp_path: Path, distance: str
+@pytest.mark.parametrize(
+    ("options", "trained", "labeling"),
+    [
+        ([], "euclidean", "cosine"),  # the default: ProtoNet, labeled with the cosine
+        (["--option", "distance=cosine"], "cosine", "cosine"),
+        (["--option", "label_distance=euclidean"], "euclidean", "euclidean"),
+    ],
+)
+def test_metric_checkpoint_records_the_labeling_distance_and_its_temperature(
+    folders: Path, tmp_path: Path, options: list[str], trained: str, labeling: str
 ) -> None:
-    extra = [] if distance == "cosine" else ["--option", "distance=euclidean"]
-    ckpt = train(folders, tmp_path / "m.pt", *extra)
+    ckpt = train(folders, tmp_path / "m.pt", *options)
     state, meta = ckpt["adapter"]["state"], ckpt["metadata"]
-    assert state["distance"] == distance and meta["learner"] == {"distance": distance}
+    assert meta["learner"] == {"distance": trained, "label_distance": labeling}
+    assert state["distance"] == labeling
     calibration = meta["calibration"]
+    assert calibration["distance"] == labeling and calibration["trained_distance"] == trained
     assert calibration["queries"] == 2 * 2 * 2  # episodes × the 2 validation classes × queries
     assert calibration["fitted_on"] == "2 validation episodes, 2-way 1-shot"
     assert math.isclose(float(state["log_scale"].exp()), calibration["scale"], rel_tol=1e-3)
     adapter = create_adapter("metric", state=state)  # labeling follows the checkpoint
-    assert adapter.distance == distance
+    assert adapter.distance == labeling
     x = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
     assert math.isclose(adapter.fit(x, ["a", "b", "c"]).scale, calibration["scale"], rel_tol=1e-3)
 
@@ -78,30 +86,43 @@ def test_old_checkpoints_label_with_the_cosine_and_their_fitted_scale() -> None:
 
 
 @pytest.mark.parametrize("distance", ["cosine", "euclidean"])
-def test_labeling_gives_the_learner_s_calibrated_probabilities(distance: str) -> None:
+def test_labeling_gives_the_learner_s_probabilities(distance: str) -> None:
     torch.manual_seed(0)
-    learner = PrototypeLearner(distance)
+    learner = PrototypeLearner(distance, scale=2.5)
     support, query = torch.randn(5, 16), torch.randn(20, 16)
     y = torch.arange(5)
-    learner.calibration.fill_(math.log(0.5))
-    expected = torch.softmax(0.5 * learner(support, y, query, 5), 1).detach().numpy()
+    expected = torch.softmax(learner(support, y, query, 5), 1).detach().numpy()
     adapter = create_adapter("metric", state=learner.adapter_state())
     adapter.fit(support.numpy(), [str(c) for c in range(5)])
     np.testing.assert_allclose(adapter.predict_proba(query.numpy()), expected, atol=1e-5)
 
 
 def test_calibration_recovers_the_temperature_of_the_data() -> None:
+    """Queries drawn with cosine logits ``7 · cos`` to five fixed prototypes: the fitted cosine
+    scale is about 7, whatever the learner was trained with."""
     gen = torch.Generator().manual_seed(0)
-    sims = torch.rand(4000, 5, generator=gen) * 2 - 1
-    targets = torch.multinomial(torch.softmax(7.0 * sims, 1), 1, generator=gen)[:, 0]
-    learner = PrototypeLearner("cosine")  # trained scale 10
-    result = learner.calibrate(float(learner.log_scale.detach().exp()) * sims, targets)
-    assert 6.0 < result["scale"] < 8.2
-    assert math.isclose(float(learner.adapter_state()["log_scale"].exp()), result["scale"])
+    episodes = []
+    for _ in range(40):
+        support = torch.randn(5, 16, generator=gen)
+        query = torch.randn(100, 16, generator=gen)
+        sims = (
+            torch.nn.functional.normalize(query, dim=1)
+            @ torch.nn.functional.normalize(support, dim=1).T
+        )
+        labels = torch.multinomial(torch.softmax(7.0 * sims, 1), 1, generator=gen)[:, 0]
+        episodes.append((support, torch.arange(5), query, labels))
+    learner = PrototypeLearner("euclidean", "cosine")
+    result = learner.calibrate(episodes)
+    assert result["distance"] == "cosine" and 6.0 < result["scale"] < 8.2
+    state = learner.adapter_state()
+    assert state["distance"] == "cosine"
+    assert math.isclose(float(state["log_scale"].exp()), result["scale"], rel_tol=1e-6)
 
 
 def test_learners_come_from_the_adapter_classes_with_their_defaults() -> None:
-    assert isinstance(build_learner("metric", 8, {"steps": 5, "adapt": None}), PrototypeLearner)
+    metric = build_learner("metric", 8, {"steps": 5, "adapt": None})
+    assert isinstance(metric, PrototypeLearner)
+    assert (metric.distance, metric.label_distance) == ("euclidean", "cosine")
     head = build_learner("anil", 8, {"steps": 3, "lr": None, "adapt": None})
     assert isinstance(head, HeadLearner) and int(head.inner_steps) == 3 and head.lr == 0.1
     full = build_learner("maml", 8, {"steps": 5, "adapt": None, "pretrained": False})
