@@ -87,8 +87,6 @@ BUDGET_S = 0.5
 """Estimated seconds of refitting per decision; candidates that do not fit ``MIN_FOLDS`` folds in
 it are not compared."""
 FIT_OVERHEAD_S = 0.005
-DEFAULT_REFIT_COST_S = 1e-6  # per head coordinate (class × dimension); measured for anil
-REFIT_COST_S = {"metalstm": 1.5e-5}  # a 20-unit LSTM step per coordinate
 
 
 def make_folds(y: torch.Tensor, n_way: int, max_folds: int = MAX_FOLDS) -> tuple[torch.Tensor, str]:
@@ -178,7 +176,7 @@ def _memory_scores(
 
 def refit_cost_s(method: str, n_way: int, dim: int) -> float:
     """Rough seconds for one fit of a refitted candidate (one thread, this project's 2-core CI)."""
-    return FIT_OVERHEAD_S + n_way * dim * REFIT_COST_S.get(method, DEFAULT_REFIT_COST_S)
+    return FIT_OVERHEAD_S + n_way * dim * adapter_class(method).refit_cost_s
 
 
 def clearly_better(challenger: torch.Tensor, incumbent: torch.Tensor) -> bool:

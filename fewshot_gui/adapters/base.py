@@ -93,8 +93,9 @@ class Adapter(ABC):
     ``family`` (``"metric"``, ``"memory"``, ``"optimization"``, ``"auto"`` or a plug-in's own),
     ``help`` (one line), ``order`` (menu position; built-ins 10–40, ``auto`` 90, plug-ins 50 by
     default), ``auto`` (``"default"``: ``auto`` compares it; ``"learned"``: only when a
-    meta-learned state is given; ``"never"``) and ``full_network`` (its learner can also adapt
-    the whole encoder on images, ``adapt="full"``). :meth:`learner` gives the differentiable
+    meta-learned state is given; ``"never"``), ``refit_cost_s`` (``auto``'s estimate of one fit's
+    seconds per class × dimension) and ``full_network`` (its learner can also adapt the whole
+    encoder on images, ``adapt="full"``). :meth:`learner` gives the differentiable
     learner that meta-training trains; its keyword defaults are the method's meta-train defaults.
     """
 
@@ -103,6 +104,7 @@ class Adapter(ABC):
     help: ClassVar[str] = ""
     order: ClassVar[int] = 50
     auto: ClassVar[str] = "never"
+    refit_cost_s: ClassVar[float] = 1e-6  # measured for anil's head on this project's 2-core CI
     full_network: ClassVar[bool] = False
 
     @classmethod

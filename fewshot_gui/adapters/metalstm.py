@@ -106,6 +106,7 @@ class MetaLSTMAdapter(_HeadAdapter):
     help = "learned optimizer (Meta-LSTM)"
     order = 34
     auto = "learned"  # untrained it is plain gradient descent on anil's head at ~10x its cost
+    refit_cost_s = 1.5e-5  # a 20-unit LSTM step per head coordinate
     default_steps = 5
 
     @classmethod
