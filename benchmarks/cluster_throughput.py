@@ -7,7 +7,8 @@ of ``--classes`` Flowers classes and a folder of ``--images`` other photos of th
 links: nothing is copied), then runs ``fewshot-gui label`` with each engine in turn (each run with
 a fresh embedding cache, so both embed every image), ``--rounds`` times. Prints wall time and
 images/s per run, the ray/local ratio, and how many labels differ (with the largest probability
-difference). The machine's load drifts: compare the runs of one invocation.
+difference). The machine's load drifts: compare the runs of one invocation; odd rounds run ray
+first, so ``--rounds 2`` balances the order.
 """
 
 from __future__ import annotations
@@ -106,8 +107,18 @@ def main() -> None:
     for r in range(args.rounds):
         out_ray = work / f"ray-{r}"
         shutil.rmtree(out_ray, ignore_errors=True)
-        t_local = label("local", support, images, work / f"local-{r}.csv", work / "cache-l", extra)
-        t_ray = label("ray", support, images, out_ray, work / "cache-r", extra)
+        # odd rounds run ray first: a load that drifts during a round favours neither engine
+        runs = {
+            "local": lambda r=r: label(
+                "local", support, images, work / f"local-{r}.csv", work / "cache-l", extra
+            ),
+            "ray": lambda r=r, out=out_ray: label(
+                "ray", support, images, out, work / "cache-r", extra
+            ),
+        }
+        order = ("local", "ray") if r % 2 == 0 else ("ray", "local")
+        times = {name: runs[name]() for name in order}
+        t_local, t_ray = times["local"], times["ray"]
         n = args.images
         print(
             f"round {r + 1}: local {t_local:.1f} s ({n / t_local:.2f} img/s), ray {t_ray:.1f} s "
