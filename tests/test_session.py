@@ -159,3 +159,34 @@ def test_cached_query_features_follow_changed_files_and_corrections(tmp_path, da
     got = session.predictions()
     assert got.paths == paths
     np.testing.assert_allclose(got.probabilities, expected, atol=1e-5)
+
+
+def test_dense_rows_are_predicted_over_their_span_and_picked():
+    """Re-labeling predicts a dense set of rows over the table span they fill (a view, no copy of
+    every embedding) and picks them: the same result as gathering them first."""
+
+    from fewshot_gui.session.prediction import _as_span
+
+    rows = np.array([0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21])
+    span, take = _as_span(rows)
+    assert span == slice(0, 22) and np.array_equal(np.arange(22)[take], rows)
+    sparse = np.array([3, 40, 90])
+    assert _as_span(sparse)[0] is sparse and _as_span(sparse)[1] is None
+    assert _as_span(slice(2, 9)) == (slice(2, 9), None)
+
+
+def test_examples_inside_the_folder_do_not_change_the_labels(tmp_path, data):
+    """The folder's own images as examples leave gaps in its table rows (they were embedded
+    first); predictions over the span equal predictions of each image alone."""
+
+    _, folder = data
+    session = LabelingSession(encoder="conv4", device="cpu", cache_dir=tmp_path / "cache")
+    images = sorted(str(p) for p in folder.rglob("*.png"))
+    inside = {"a": images[:2], "b": images[5:7]}
+    list(session.set_support(inside))
+    list(session.label(folder))
+    whole = session.predictions()
+    alone = [session._predict([p]) for p in whole.paths[:6]]
+    np.testing.assert_allclose(
+        whole.probabilities[:6], np.concatenate([a.probabilities for a in alone]), atol=1e-5
+    )

@@ -33,6 +33,7 @@ class FolderPrediction(ImageEmbedder):
             return Predictions.from_probabilities(list(paths), [], probs)
         assert self._table is not None
         rows = self._table.rows(paths) if rows is None else rows
+        rows, take = _as_span(rows)
         adapter = self._adapter
         kind = adapter.feature_kind()
         features = self._table.features(rows, kind, adapter.query_features)
@@ -52,6 +53,8 @@ class FolderPrediction(ImageEmbedder):
 
             probs = adapter.predict_proba(x, features)
             unknown = scorer.scores(cosine_to_prototypes(x, inverse_norms, state.protos))
+        if take is not None:
+            probs, unknown = probs[take], None if unknown is None else unknown[take]
         return Predictions.from_probabilities(
             list(paths), list(adapter.classes), probs, self.unknown_threshold, unknown
         )
@@ -109,3 +112,20 @@ class FolderPrediction(ImageEmbedder):
     def embeddings(self) -> tuple[list[str], np.ndarray]:
         """Paths and ``(N, D)`` float32 embeddings of the labeled images."""
         return list(self._labeled), self._vectors(self._labeled)
+
+
+DENSE = 0.9
+"""Rows that fill this share of their span are predicted over the whole span (a view of the
+table) and then picked: gathering them first copied every embedding on each re-label."""
+
+
+def _as_span(rows: slice | np.ndarray) -> tuple[slice | np.ndarray, np.ndarray | None]:
+    """``(rows to compute, picks)``: a dense index array becomes the slice it spans plus the
+    picks into that slice's results (typically the folder's rows around a few examples'); a
+    slice or a sparse index stays as it is (picks None)."""
+    if isinstance(rows, slice) or not len(rows):
+        return rows, None
+    low, high = int(rows.min()), int(rows.max()) + 1
+    if len(rows) < DENSE * (high - low):
+        return rows, None
+    return slice(low, high), np.asarray(rows) - low
