@@ -80,9 +80,13 @@ class FolderPrediction(ImageEmbedder):
         if self._labeled_rows is None:
             self._labeled_rows = self._table.rows(self._labeled)
         rows = self._labeled_rows
-        if isinstance(rows, slice):
-            rows = np.arange(rows.start, rows.stop)
-        return self._table.vectors(rows[sample_rows(len(rows))])  # only the sample is copied
+        cached = getattr(self, "_sample_cache", None)
+        if cached is not None and cached[0] is rows:  # same labeled images: same sample
+            return cached[1]
+        picked = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
+        sample = self._table.vectors(picked[sample_rows(len(picked))])  # only the sample is copied
+        self._sample_cache = (rows, sample)  # holds ``rows``: a new labeling makes a new object
+        return sample
 
     def uses_folder(self) -> bool:
         """Final labels depend on the whole folder: the prototypes are refined on it
