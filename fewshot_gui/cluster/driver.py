@@ -161,6 +161,7 @@ def _pipeline(paths: list[str], session: Any, args: argparse.Namespace, plan: di
         unknown_threshold=session.unknown_threshold,
         embeddings=args.embeddings,
         batch=plan["batch"],
+        prior_fits=bool(getattr(session, "_prior_fits", False)),
     )
     support = session.support
     fitted = (session._adapter, support, session._vectors([p for p, _ in support]))
@@ -258,6 +259,8 @@ def run(args: argparse.Namespace) -> int:
         unknown_threshold=args.unknown_threshold,
         adapter_options=options,
         support=session.support,
+        prior_fits=bool(getattr(session, "_prior_fits", False)),
+        transductive=bool(getattr(session, "transductive", True)),
     )
     state = session._loaded.adapter_state
     resumed = folder.begin(info, session._vectors(support_paths), state)

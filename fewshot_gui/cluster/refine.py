@@ -1,14 +1,15 @@
 """The second pass of a cluster run: what needs the whole folder, over the stored embeddings.
 
-The local session relaxes its unknown score to the folder's own images and may refine the class
-prototypes on the folder's embeddings (transductive, issue 15) before it gives its final labels; a cluster run cannot do that batch by batch. Once every image has
-a row, :func:`refine_result` builds a :class:`~fewshot_gui.cluster.stored.StoredSession` over the
-result's embeddings — the local session's own code, on the same half-precision embeddings — and
-rewrites each shard's label, confidence, probability and unknown-score columns from its
-predictions (each shard atomically; the pass is repeated whole by a re-run, so a kill during it
-is harmless). Images are never read again. Memory: the whole folder's embeddings as float32 on the
-driver (``N × D × 4`` bytes); beyond a few million images this pass needs the session's sample and
-refined prototypes applied shard by shard instead (the refinement itself uses a fixed-size sample).
+The local session may relax its unknown score to the folder's own images and refine the class
+prototypes on the folder's embeddings (transductive, issue 15) before it gives its final labels; a
+cluster run cannot do that batch by batch. Once every image has a row, :func:`refine_result` builds
+a :class:`~fewshot_gui.cluster.stored.StoredSession` over the result's embeddings — the local
+session's own code, on the same half-precision embeddings — and rewrites each shard's label,
+confidence, probability and unknown-score columns from its predictions (each shard atomically; the
+pass is repeated whole by a re-run, so a kill during it is harmless). Images are never read again.
+Memory: the whole folder's embeddings as float32 on the driver (``N × D × 4`` bytes); beyond a few
+million images this pass needs the session's sample and refined prototypes applied shard by shard
+instead (the refinement itself uses a fixed-size sample).
 """
 
 from __future__ import annotations

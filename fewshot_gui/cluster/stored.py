@@ -42,6 +42,7 @@ class StoredSession(LabelingSession):
             use_cache=False,
         )
         self._routed = True  # the run's domain gate chose info.encoder already
+        self._prior_fits, self.transductive = info.prior_fits, info.transductive  # and these
         self.encoder_note = info.encoder_note
         self._info, self._root = info, result.root  # not the result's rows: the table has them
         self.load()

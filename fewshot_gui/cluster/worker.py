@@ -31,6 +31,7 @@ class ActorSpec:
     unknown_threshold: float | None
     embeddings: bool  # also output the fp16 embeddings
     batch: int = 32  # images per call (the map_batches batch size)
+    prior_fits: bool = False  # the driver's domain gate vouched for the unknown score's prior
 
 
 def decode_batch(
@@ -88,6 +89,7 @@ class LabelActor:
         )
         if hasattr(self.session, "transductive"):
             self.session.transductive = False  # a batch is not the folder: see the driver's pass 2
+        self.session._prior_fits = spec.prior_fits  # as the driver's session decided
         self.session.load()
         # on CUDA the session pads each call to its batch limit (one input shape for cuDNN): the
         # limit is this pool's batch size, so no call is padded beyond what arrives
