@@ -112,8 +112,8 @@ def episode_scores(
     adapter = create_adapter("metric").fit(x[support], [str(v) for v in sy])
 
     def scores(z: np.ndarray, folder: np.ndarray) -> dict[str, np.ndarray]:
-        """Scores of ``z``; ``folder``: the whole folder being labeled (``--folder``: the unknown
-        score relaxed to it, as a session does where no domain gate vouches for the prior)."""
+        """Scores of ``z``; ``folder``: the whole folder being labeled (the unknown score is
+        relaxed to it as a labeling session does; ``--support-only``: not)."""
         sims = unit(z) @ scorer.protos.T
         fitted = scorer.for_folder(unit(folder) @ scorer.protos.T) if relax else scorer
         return {
@@ -165,9 +165,9 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=32, help="known images per class")
     parser.add_argument("--fit-prior", action="store_true")
     parser.add_argument(
-        "--folder",
+        "--support-only",
         action="store_true",
-        help="relax the unknown score to each folder (what a session does off the prior's domain)",
+        help="the unknown score calibrated on the support set alone (not relaxed to the folder)",
     )
     args = parser.parse_args()
     if args.fit_prior:
@@ -185,7 +185,7 @@ def main() -> None:
     for shot in (5, 1):
         rng = np.random.default_rng(shot)
         rows = [
-            episode_scores(x, y, clutter, shot, rng, args.encoder, args.folder)
+            episode_scores(x, y, clutter, shot, rng, args.encoder, not args.support_only)
             for _ in range(args.episodes)
         ]
         thresholds = " | ".join(f"caught at {t}" for t in THRESHOLDS)

@@ -67,7 +67,7 @@ class RunInfo:
     support: list[tuple[str, str]] = field(default_factory=list)
     unknown_score: str = UNKNOWN_SCORE_NOTE
     refined: bool = False  # a whole-folder second pass over the embeddings (none exists yet)
-    prior_fits: bool = False  # the domain gate vouched for the unknown score's prior
+    prior_fits: bool = False  # the domain gate found the examples in its tuning domain
     transductive: bool = True  # prototypes refined on the folder (the gate may have turned it off)
     format: str = FORMAT
     version: int = VERSION

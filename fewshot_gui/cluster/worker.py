@@ -31,7 +31,7 @@ class ActorSpec:
     unknown_threshold: float | None
     embeddings: bool  # also output the fp16 embeddings
     batch: int = 32  # images per call (the map_batches batch size)
-    prior_fits: bool = False  # the driver's domain gate vouched for the unknown score's prior
+    prior_fits: bool = False  # the driver's domain gate found the examples in its tuning domain
 
 
 def decode_batch(

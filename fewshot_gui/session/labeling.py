@@ -74,7 +74,7 @@ class LabelingSession(SupportSet):
         self._support = []  # (path, class name)
         self.encoder_note = ""  # why this encoder labels (its domain gate's choice), plain words
         self._routed = False  # the domain gate decides once, on the first support set
-        self._prior_fits = False  # the gate found the examples in the unknown prior's domain
+        self._prior_fits = False  # the domain gate found the examples in its tuning domain
 
     def label(
         self, images: str | Path | Iterable[ImageRecord], cached_only: bool = False

@@ -21,7 +21,6 @@ class FolderPrediction(ImageEmbedder):
     _labeled: list[str]  # paths of the labeled (non-support-only) images, in order
     _labeled_rows: slice | np.ndarray | None  # their table rows, once looked up
     _open: Any  # SupportState of the current support set (see _open_set), or None
-    _prior_fits: bool
     transductive: bool
     unknown_threshold: float | None
 
@@ -40,9 +39,7 @@ class FolderPrediction(ImageEmbedder):
         inverse_norms = features if kind == "inverse-norm" else None
         x = self._table.vectors(rows)
         state = self._open_set()
-        scorer = state.scorer
-        if not self._prior_fits:
-            scorer = state.folder_scorer(len(self._labeled), self._folder_sample)
+        scorer = state.folder_scorer(len(self._labeled), self._folder_sample)
         if self._refines():
             from fewshot_gui.adapters.transductive import predict
 
@@ -89,15 +86,14 @@ class FolderPrediction(ImageEmbedder):
         return sample
 
     def uses_folder(self) -> bool:
-        """Final labels depend on the whole folder: the prototypes are refined on it
-        (:meth:`_refines`), or the unknown score is relaxed to the folder's own images
-        (:meth:`~fewshot_gui.adapters.open_set.UnknownScorer.for_folder`) because its prior, fitted
-        on the encoder's tuning domain, may not describe these examples: only where a domain
-        gate found them in that domain is it kept as fitted (there it catches far clutter at the
-        default threshold: 72 -> 100 % at 5 shots with Flowers, measured by
-        ``benchmarks/open_set.py`` with and without ``--folder``). Batch predictions during
-        :meth:`label` use the folder seen so far; its last item re-labels every image."""
-        return self._adapter is not None and (self._refines() or not self._prior_fits)
+        """Final labels depend on the whole folder: the unknown score is relaxed to the folder's
+        own images (:meth:`~fewshot_gui.adapters.open_set.UnknownScorer.for_folder`: its prior and
+        a few examples per class can expect more similarity than a class's images show; from the
+        support set alone 240 of 2,000 Flowers photos of 40 classes with 2 examples each were
+        called ``unknown`` at the default threshold, 25 relaxed), and the prototypes may be
+        refined on it (:meth:`_refines`). Batch predictions during :meth:`label` use the folder
+        seen so far; its last item re-labels every image."""
+        return self._adapter is not None
 
     def _refines(self) -> bool:
         """Prototypes are refined on the folder: :attr:`transductive` and a metric adapter (or

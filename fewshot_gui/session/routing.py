@@ -47,7 +47,7 @@ class DomainRouting(ImageEmbedder):
     """The session's routing step (a part of :class:`~fewshot_gui.session.LabelingSession`)."""
 
     _routed: bool  # the gate decides once, on the first support set
-    _prior_fits: bool  # the gate found the examples in the unknown prior's domain
+    _prior_fits: bool  # the gate found the examples in its tuning domain
     _transductive_default: bool  # refinement was not chosen by the caller: the gate may turn it off
     transductive: bool
     encoder_note: str
