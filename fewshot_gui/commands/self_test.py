@@ -55,9 +55,15 @@ def run(args: argparse.Namespace) -> int:
     outcome: dict[str, object] = {}
     loop = QEventLoop()
     worker = controller.worker.worker
-    worker.jobFinished.connect(
-        lambda _j, status: (outcome.setdefault("status", status), loop.quit())
-    )
+
+    def finished(_job: int, status: str) -> None:
+        # opening the project starts a pass over cached embeddings that Label cancels: only
+        # the labeling job's end counts (nothing else cancels here; a hang ends at the timeout)
+        if status != "cancelled":
+            outcome.setdefault("status", status)
+            loop.quit()
+
+    worker.jobFinished.connect(finished)
     worker.error.connect(lambda message: outcome.setdefault("error", message))
     worker.deviceReady.connect(lambda name: outcome.setdefault("device", name))
     QTimer.singleShot(int(args.timeout * 1000), loop.quit)
