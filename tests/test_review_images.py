@@ -106,3 +106,20 @@ def test_replacing_the_images_resets_the_view_once_and_keeps_user_labels() -> No
     after = [model.label(i) for i in range(45)]
     changed = [i for i in range(45) if before[i] != after[i] and i != 2]
     assert model.last_changed.tolist() == changed and np.array_equal(model.order, order)
+
+
+def test_sort_by_name_follows_the_file_names_as_images_arrive_and_are_replaced() -> None:
+    """Sorting by name uses ranks kept between sorts: new images and a replaced table re-rank."""
+    model = ReviewModel()
+    for name in CLASSES:
+        model.insert_class(ClassInfo(name, model.next_color()))
+    model.update_predictions(_predictions(["/b/Zeta.jpg", "/a/alpha.jpg", "/c/Mid.jpg"], 0))
+    model.set_view("all", sort="name")
+    assert [model.paths[i] for i in model.order] == ["/a/alpha.jpg", "/c/Mid.jpg", "/b/Zeta.jpg"]
+    model.update_predictions(_predictions(["/d/beta.jpg"], 0))
+    model.resort()
+    names = [model.paths[i].rsplit("/", 1)[1] for i in model.order]
+    assert names == ["alpha.jpg", "beta.jpg", "Mid.jpg", "Zeta.jpg"]
+    model.replace_images(ImageTable.filled(_predictions(["/x/b.jpg", "/x/a.jpg"], 0)))
+    model.resort()
+    assert [model.paths[i] for i in model.order] == ["/x/a.jpg", "/x/b.jpg"]

@@ -83,9 +83,20 @@ class ViewMixin:
             done = self.user_mask()[idx] | (self.codes[idx] == PENDING)
             idx = idx[np.argsort(np.where(done, 2.0, -self.unknown[idx]), kind="stable")]
         elif self.sort == "name" and len(idx):
-            names = np.array([os.path.basename(self.paths[i]).lower() for i in idx], dtype=object)
-            idx = idx[np.argsort(names, kind="stable")]
+            idx = idx[np.argsort(self._name_ranks()[idx], kind="stable")]
         return idx.astype(np.int64)
+
+    def _name_ranks(self) -> np.ndarray:
+        """``(N,)`` rank of each image's lower-cased file name, kept until the images change (a
+        million names take seconds to sort in Python; every later sort by name is numpy)."""
+        paths = self.paths
+        cached = getattr(self, "_name_cache", None)
+        if cached is None or cached[0] is not paths or len(cached[1]) != len(paths):
+            names = [os.path.basename(path).lower() for path in paths]
+            ranks = np.empty(len(names), np.int64)
+            ranks[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+            self._name_cache = (paths, ranks)  # holds ``paths``: a new table is a new list
+        return self._name_cache[1]
 
     def likely_unknown_mask(self) -> np.ndarray:
         """``(N,)`` bool: images labeled by the model only whose unknown score is above
