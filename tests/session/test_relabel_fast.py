@@ -251,15 +251,13 @@ def _stored_session(tmp_path, rng, n=2400, dim=40):
 
 def _check_against_reference(session) -> None:
     from fewshot_gui.adapters.open_set import prior_for
-    from fewshot_gui.adapters.transductive import SupportState
 
     made = session.predictions()
-    support, classes = session.support, session.classes
-    vectors = session._vectors([p for p, _ in support])
-    state = SupportState.fit(vectors, [c for _, c in support], classes, session.encoder_name)
+    classes = session.classes
+    state = session._open_set()  # the support set as the session splits it (examples, reviewed)
     x = session._vectors(session._labeled)
     sample = x[sample_rows(len(x))]
-    plain = reference_fit(vectors, state.y, prior_for(session.encoder_name))
+    plain = reference_fit(state.support, state.y, prior_for(session.encoder_name))
     scorer = reference_for_folder(plain, unit(sample) @ plain.protos.T)
     refined = state.refined(len(x), lambda: sample)  # the refinement itself: not the fast path
     probs, unknown = reference_predict(x, refined, scorer)
