@@ -19,7 +19,8 @@ for the others, over every image of the folder (examples given before labeling a
 folder). The run stops when the folder is clean (every label right) or after ``max_reviews``.
 
 A *harmful flip* is an unreviewed image whose label goes from right to wrong in one action. A
-labeler is anything with ``predictions()`` and ``add_example(path, label) -> Predictions``:
+labeler is anything with ``predictions()`` and ``add_example(path, label, reviewed=True) ->
+Predictions`` (a review label, as the app's keys give it):
 :class:`~fewshot_gui.session.LabelingSession`, or :class:`ArrayLabeler` on given embeddings (tests).
 """
 
@@ -41,7 +42,7 @@ ORDERS = ("frozen", "resort")
 class Labeler(Protocol):
     def predictions(self) -> Predictions: ...
 
-    def add_example(self, path: str, label: str) -> Predictions: ...
+    def add_example(self, path: str, label: str, *, reviewed: bool = False) -> Predictions: ...
 
 
 @dataclass
@@ -124,7 +125,8 @@ def simulate_review(
         corrected = labels[i] != true[i]
         result.corrections += int(corrected)
         started = time.perf_counter()
-        pred = labeler.add_example(paths[i], str(true[i]))  # corrected, or accepted with Enter
+        # corrected, or accepted with Enter: a review label, as the app's keys give it
+        pred = labeler.add_example(paths[i], str(true[i]), reviewed=True)
         result.action_s.append(time.perf_counter() - started)
         index = {p: k for k, p in enumerate(pred.paths)}
         reviewed[i] = True
@@ -175,7 +177,9 @@ class ArrayLabeler:
         probs = self.adapter.predict_proba(self.embeddings)
         return Predictions.from_probabilities(self.paths, self.adapter.classes, probs)
 
-    def add_example(self, path: str, label: str) -> Predictions:
+    def add_example(self, path: str, label: str, *, reviewed: bool = False) -> Predictions:
+        """``reviewed`` is accepted for the :class:`Labeler` protocol; the adapter alone does not
+        distinguish review labels (the session's folder refinement does)."""
         if path in self._support:  # relabeled: drop the old entry first, as the session does
             self.adapter.remove_example(self._support.index(path))
             self._support.remove(path)

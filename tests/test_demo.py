@@ -51,7 +51,8 @@ class FakeSession:
             list(self.points), classes, probs / probs.sum(1, keepdims=True)
         )
 
-    def add_example(self, path: str, label: str) -> Predictions:
+    def add_example(self, path: str, label: str, *, reviewed: bool = False) -> Predictions:
+        assert reviewed  # the demo's review gives review labels, as the app's keys do
         self.examples[label].append(self.points[path])
         return self.predictions()
 

@@ -25,7 +25,8 @@ class Scripted:
             probs[i, self.classes.index(lab)] = c
         return Predictions.from_probabilities(self.paths, self.classes, probs)
 
-    def add_example(self, path: str, label: str) -> Predictions:
+    def add_example(self, path: str, label: str, *, reviewed: bool = False) -> Predictions:
+        assert reviewed  # the review labels what it sees: the labeler weighs it as such
         self.told.append((path, label))
         return self.predictions()
 

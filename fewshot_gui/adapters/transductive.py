@@ -21,7 +21,8 @@ Robust by construction where published methods fail on real folders:
   folder) and the confidence factor keep clutter and in-between images from pulling any prototype;
 * **a review that never swings**: each refined prototype stays within cosine :data:`TRUST` of its
   examples' prototype (the largest step toward the folder that does), so one new example cannot
-  send another class's prototype into a different cluster.
+  send another class's prototype into a different cluster; and an image labeled while reviewing
+  weighs :data:`REVIEWED_WEIGHT` of an example the user gave (see there).
 
 Everything runs in a *centred* space: a mean direction is subtracted (and rows renormalised) for
 support and images alike (CL2N), which removes the direction every photo shares: the folder's mean
@@ -35,7 +36,7 @@ embeddings plus the refinement of the sample.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +56,15 @@ accepted example of one class could swing the soft k-means so that an *other* cl
 jumped to a different cluster (review loop, Flowers 10-way 1-shot seed 2: 'carnation' moved to
 cosine 0.43 of where it was, and the folder lost 8.7 points in one action); with it and ``CAP`` 4
 (was 8) the largest fall over 25 reviews on seeds 0-5 went from 8.7 / 7.5 to 2.5 / 3.1 points."""
+REVIEWED_WEIGHT = 0.5
+"""Weight of an image labeled while reviewing (accepted or corrected) in its class's refined
+prototype; an example the user gave weighs 1. The review shows the least confident images first,
+so what it labels are a class's boundary cases, not typical members: at full weight an accepted
+image of a diverse class pulled that class's prototype off its images (review loop, Flowers 10-way
+1-shot, seed 2: 22 'camellia' images lost by accepting a fourth). Review labels also leave the
+centre, the temperature and the unknown score to the examples the user gave, unless a class has
+only review labels. Measured (``benchmarks/review_loop.py``, issue 13 note): largest fall from one
+action and reviews to clean over Flowers 1-shot seeds 0-7, full weight vs this."""
 SAMPLE = 512
 """Folder images the iterations run on (a fixed random sample of larger folders)."""
 ENABLED_BY_DEFAULT = True
@@ -90,12 +100,15 @@ def refine(
     cap: float = CAP,
     trust: float = TRUST,
     center: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> RefinedPrototypes:
     """Prototypes refined on ``folder`` (M, D) embeddings; ``support`` (S, D), ``y`` (S,) ids.
 
     ``known`` (M,) in [0, 1]: how much each folder image may pull (1 - unknown score; all 1 when
     None). ``center`` (D,): subtracted from unit rows (default: the mean unit folder embedding).
     ``trust``: least cosine of a refined prototype to its examples' prototype (:data:`TRUST`).
+    ``weights`` (S,): each example's weight in its class's prototype (all 1 when None); the cap
+    and the trust region count in these units.
     """
     y = np.asarray(y, np.int64)
     folder_unit = unit(folder)
@@ -105,8 +118,11 @@ def refine(
     zs = torch.from_numpy(centred(unit(support), center))
     zu = torch.from_numpy(centred(folder_unit, center))
     yt = torch.from_numpy(y)
-    counts = torch.bincount(yt, minlength=n_way).float().clamp_min(1)
-    base = torch.zeros(n_way, zs.shape[1]).index_add(0, yt, zs) / counts[:, None]
+    wt = (
+        torch.ones(len(y)) if weights is None else torch.from_numpy(np.asarray(weights, np.float32))
+    )
+    counts = torch.zeros(n_way).index_add(0, yt, wt).clamp_min(1)
+    base = torch.zeros(n_way, zs.shape[1]).index_add(0, yt, zs * wt[:, None]) / counts[:, None]
     protos = anchor = _unit(base)
     k = torch.ones(len(zu)) if known is None else torch.from_numpy(np.asarray(known, np.float32))
     with torch.no_grad(), single_thread():
@@ -195,12 +211,18 @@ def sample_rows(n: int, size: int = SAMPLE) -> np.ndarray:
 @dataclass
 class SupportState:
     """What a labeling session derives from its support set for open-set scoring and refinement:
-    the unknown scorer, and the refined prototypes of the folder as last seen."""
+    the unknown scorer, and the refined prototypes of the folder as last seen.
+
+    ``support`` / ``y`` are the examples the user gave (they define the unknown scorer, the
+    centre and the temperature); ``reviewed`` / ``reviewed_y`` the images labeled while
+    reviewing, which only join the refinement, at :data:`REVIEWED_WEIGHT`."""
 
     scorer: UnknownScorer
     support: np.ndarray  # (S, D)
     y: np.ndarray  # (S,) class ids in the adapter's class order
     n_way: int
+    reviewed: np.ndarray | None = None  # (R, D)
+    reviewed_y: np.ndarray | None = None  # (R,)
     _refined: RefinedPrototypes | None = None
     _refined_for: int = -1
     _folder_scorer: UnknownScorer | None = None
@@ -212,12 +234,22 @@ class SupportState:
 
     @classmethod
     def fit(
-        cls, support: np.ndarray, labels: list[str], classes: list[str], encoder: str | None
+        cls,
+        support: np.ndarray,
+        labels: list[str],
+        classes: list[str],
+        encoder: str | None,
+        reviewed: Sequence[bool] | None = None,
     ) -> SupportState:
+        """``support`` (S, D) with class names ``labels`` (S); ``reviewed`` (S,): which rows were
+        labeled while reviewing (a class with no other row keeps its review labels as examples)."""
         index = {c: i for i, c in enumerate(classes)}
         y = np.fromiter((index[lab] for lab in labels), np.int64, len(labels))
         support = np.asarray(support, np.float32)
-        return cls(UnknownScorer.fit(support, y, prior_for(encoder)), support, y, len(classes))
+        late = np.zeros(len(y), bool) if reviewed is None else np.asarray(reviewed, bool)
+        late &= (np.bincount(y[~late], minlength=len(classes)) > 0)[y]
+        scorer = UnknownScorer.fit(support[~late], y[~late], prior_for(encoder))
+        return cls(scorer, support[~late], y[~late], len(classes), support[late], y[late])
 
     def center(self, folder: np.ndarray) -> np.ndarray:
         """The direction subtracted before refining (D,): a blend of the folder's mean unit
@@ -254,8 +286,15 @@ class SupportState:
                 known = 1.0 - scorer.scores(folder @ scorer.protos.T)
                 # responsibilities at a fixed scale: the leave-one-out fit jumps when a first
                 # class gets its second example, and refinement must not jump with it
+                support, y, weights = self.support, self.y, None
+                if self.reviewed is not None and len(self.reviewed):
+                    support = np.concatenate([support, self.reviewed])
+                    y = np.concatenate([y, self.reviewed_y])
+                    weights = np.r_[
+                        np.ones(len(self.y)), np.full(len(self.reviewed), REVIEWED_WEIGHT)
+                    ]
                 self._refined = refine(
-                    self.support, self.y, self.n_way, folder, known, center=center
+                    support, y, self.n_way, folder, known, center=center, weights=weights
                 )
                 self._refined.scale = fitted_scale(self.support, self.y, self.n_way, center)
             self._refined_for = folder_size

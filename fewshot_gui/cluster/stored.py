@@ -9,7 +9,7 @@ come from the result folder. Memory: the session's table holds float32, ``N × D
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -75,7 +75,7 @@ class StoredSession(LabelingSession):
     def encoder_id(self) -> str:
         return self._info.encoder_id
 
-    def add_example(self, path: str | Path, label: str) -> Predictions:
+    def add_example(self, path: str | Path, label: str, *, reviewed: bool = False) -> Predictions:
         """Make a stored image an example of ``label`` and re-label every image (its file need
         not be on this machine: only its stored embedding is used)."""
         path = str(path)
@@ -85,6 +85,8 @@ class StoredSession(LabelingSession):
         # embedding is used, so the file need not be on this machine
         self._drop_support(path)
         self._support.append((path, str(label)))
+        if reviewed:
+            self._reviewed.add(path)
         self._open = None  # the session's open-set state follows its support set
         if self._adapter is None:
             self._fit()
@@ -92,7 +94,9 @@ class StoredSession(LabelingSession):
             self._adapter.add_example(self._vectors([path])[0], str(label))
         return self.predictions()
 
-    def set_support(self, examples: Mapping[str, Sequence[str | Path]]) -> Iterator[Progress]:
+    def set_support(
+        self, examples: Mapping[str, Sequence[str | Path]], reviewed: Iterable[str | Path] = ()
+    ) -> Iterator[Progress]:
         """Fit the adapter to ``examples`` (each must have a stored embedding; others are listed
         in :attr:`failures`). Nothing is decoded: yields nothing."""
         pairs = []
@@ -103,6 +107,7 @@ class StoredSession(LabelingSession):
                 else:
                     self.failures[path] = FileFailure(path, "no stored embedding in the result")
         self._support = pairs
+        self._reviewed = {str(p) for p in reviewed}
         self._open = None  # the session's open-set state follows its support set (issue 15)
         self._fit()
         yield from ()

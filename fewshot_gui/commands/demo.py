@@ -74,7 +74,7 @@ def review(session, truth: dict[str, str], corrections: int) -> Review:
         seen.add(path)
         done.checked += 1
         done.corrected += label[path] != truth[path]
-        predictions = session.add_example(path, truth[path])
+        predictions = session.add_example(path, truth[path], reviewed=True)
     labels = dict(zip(predictions.paths, predictions.labels, strict=True))
     done.right = count_right(truth, {**labels, **{p: truth[p] for p in seen}})
     return done

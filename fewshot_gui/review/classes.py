@@ -52,6 +52,19 @@ class ClassesMixin:
     def support(self) -> dict[str, list[str]]:
         return self.to_project().support()
 
+    def review_labels(self) -> list[str]:
+        """Paths of :meth:`support` that are user labels given while reviewing (a correction or
+        an accepted label), not examples: the labeler weighs them less (boundary cases)."""
+        return [p for p, lab in self.corrections.items() if self._example_of.get(p) != lab]
+
+    def is_review_label(self, path: str, label: str | None) -> bool:
+        """Whether ``label`` of ``path`` joins the support set as a review label."""
+        return (
+            label is not None
+            and self.corrections.get(path) == label
+            and (self._example_of.get(path) != label)
+        )
+
     def label_of_example(self, path: str) -> str | None:
         return self._example_of.get(path)
 

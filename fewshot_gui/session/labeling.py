@@ -72,6 +72,7 @@ class LabelingSession(SupportSet):
         self._labeled_rows = None  # their table rows, once looked up
         self._labeled_set: set[str] = set()
         self._support = []  # (path, class name)
+        self._reviewed = set()  # support paths labeled while reviewing
         self.encoder_note = ""  # why this encoder labels (its domain gate's choice), plain words
         self._routed = False  # the domain gate decides once, on the first support set
         self._prior_fits = False  # the domain gate found the examples in its tuning domain

@@ -18,6 +18,7 @@ class FolderPrediction(ImageEmbedder):
 
     _adapter: Any  # the fitted adapter, or None before the first example
     _support: list[tuple[str, str]]  # (path, class name)
+    _reviewed: set[str]  # support paths labeled while reviewing (see SupportSet.add_example)
     _labeled: list[str]  # paths of the labeled (non-support-only) images, in order
     _labeled_rows: slice | np.ndarray | None  # their table rows, once looked up
     _open: Any  # SupportState of the current support set (see _open_set), or None
@@ -80,8 +81,13 @@ class FolderPrediction(ImageEmbedder):
 
             paths = [p for p, _ in self._support]
             classes = list(self._adapter.classes) if self._adapter is not None else []
+            reviewed = [p in self._reviewed for p in paths]
             self._open = SupportState.fit(
-                self._vectors(paths), [c for _, c in self._support], classes, self.encoder_name
+                self._vectors(paths),
+                [c for _, c in self._support],
+                classes,
+                self.encoder_name,
+                reviewed,
             )
         return self._open
 

@@ -3,7 +3,7 @@ add or remove one example and re-label every embedded image."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,15 @@ class SupportSet(DomainRouting, FolderPrediction):
         """The support set as ``(path, class name)`` pairs, in the order examples were given."""
         return list(self._support)
 
-    def set_support(self, examples: Mapping[str, Sequence[str | Path]]) -> Iterator[Progress]:
+    def set_support(
+        self, examples: Mapping[str, Sequence[str | Path]], reviewed: Iterable[str | Path] = ()
+    ) -> Iterator[Progress]:
         """Embed the examples of each class and fit the adapter.
 
-        Examples that cannot be read are recorded in :attr:`failures`; classes left without a
-        readable example are dropped. Raises UsageError when no class has one.
+        ``reviewed``: those of the paths that were labeled while reviewing (accepted or corrected
+        in the app), not given as examples: see :meth:`add_example`. Examples that cannot be read
+        are recorded in :attr:`failures`; classes left without a readable example are dropped.
+        Raises UsageError when no class has one.
         """
         pairs: list[tuple[ImageRecord, str]] = []
         for name, paths in examples.items():
@@ -57,6 +61,7 @@ class SupportSet(DomainRouting, FolderPrediction):
         yield from self._route(records)
         yield from self.embed_into_table(records, "examples")
         self._support = [(r.path, name) for r, name in pairs if self._embedded(r.path)]
+        self._reviewed = review_paths(reviewed)
         self._fit()
 
     def _fit(self) -> None:
@@ -72,8 +77,13 @@ class SupportSet(DomainRouting, FolderPrediction):
         self._adapter = adapter
         self._open = None
 
-    def add_example(self, path: str | Path, label: str) -> Predictions:
-        """Add one example (embedding it if needed) and re-label every embedded image."""
+    def add_example(self, path: str | Path, label: str, *, reviewed: bool = False) -> Predictions:
+        """Add one example (embedding it if needed) and re-label every embedded image.
+
+        ``reviewed``: the image was labeled while reviewing the folder (a correction, or a label
+        accepted), not given as an example: the adapter takes it as any example, the folder
+        refinement at :data:`~fewshot_gui.adapters.transductive.REVIEWED_WEIGHT`.
+        """
         record = record_for(path)
         if not self._embedded(record.path):
             for _progress in self.embed_into_table([record], "example"):
@@ -84,6 +94,8 @@ class SupportSet(DomainRouting, FolderPrediction):
         # A relabeled example moves class: drop its old entry first.
         self._drop_support(record.path)
         self._support.append((record.path, str(label)))
+        if reviewed:
+            self._reviewed.add(record.path)
         self._open = None
         if self._adapter is None:
             self._fit()
@@ -95,6 +107,7 @@ class SupportSet(DomainRouting, FolderPrediction):
         for i, (p, _) in enumerate(self._support):
             if p == path:
                 del self._support[i]
+                self._reviewed.discard(path)
                 self._open = None
                 if self._adapter is not None:
                     self._adapter.remove_example(i)
@@ -109,3 +122,8 @@ class SupportSet(DomainRouting, FolderPrediction):
         if not self._support:
             self._adapter = None
         return self.predictions()
+
+
+def review_paths(paths: Iterable[str | Path]) -> set[str]:
+    """The absolute paths the support set records, of ``paths``."""
+    return {str(Path(p).expanduser().absolute()) for p in paths}

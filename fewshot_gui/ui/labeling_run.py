@@ -110,7 +110,10 @@ class LabelingRun(QObject):
         if any(lab is not None and lab not in self.fitted_classes for _, lab in changes):
             self.refit()  # a class new to the session
         else:
-            self.worker.apply_labels(changes)
+            review = self.review
+            self.worker.apply_labels(
+                [(p, lab, review.is_review_label(p, lab)) for p, lab in changes]
+            )
 
     def start(self, cached_only: bool = False) -> bool:
         """Label the folder (``cached_only``: show what the embedding cache already has)."""
@@ -132,13 +135,14 @@ class LabelingRun(QObject):
             self.labeled_folder = os.path.abspath(folder)
         self.review.forget_action()
         self.folder_total = -1
-        self.worker.start(self.session_settings(), support, folder, cached_only)
+        reviewed = self.state.review_labels()
+        self.worker.start(self.session_settings(), support, folder, cached_only, reviewed)
         return True
 
     def refit(self) -> None:
         support = self.state.support()
         if support:
-            self.worker.refit(self.session_settings(), support)
+            self.worker.refit(self.session_settings(), support, self.state.review_labels())
 
     def stop(self) -> None:
         """Stop labeling. The window shows it at once; the worker ends within one small piece

@@ -119,7 +119,8 @@ class ResultController(QObject):
         window.status.setText(f"Opened the result {folder}: {count:,} files{note}.")
         if info.embeddings:
             app.session_options[RESULT_OPTION] = self.folder
-            app.worker.start(app.session_settings(), app.state.support(), "", False)
+            support, reviewed = app.state.support(), app.state.review_labels()
+            app.worker.start(app.session_settings(), support, "", False, reviewed)
         self.opened.emit(self.folder, time.perf_counter() - started)
 
     def _list_failures(self, failures: list, shown: int, start: int = 0) -> None:

@@ -71,6 +71,9 @@ class LabelState(QObject):
     def support(self) -> dict[str, list[str]]:
         return self.review.support()
 
+    def review_labels(self) -> list[str]:
+        return self.review.review_labels()
+
     def label_of_example(self, path: str) -> str | None:
         return self.review.label_of_example(path)
 

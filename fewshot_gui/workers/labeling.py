@@ -28,6 +28,10 @@ from fewshot_gui.workers.engine_calls import (
     user_message,
 )
 
+REVIEWED_KEY = "\x00reviewed"
+"""Key of the support dict sent to the worker that lists the review labels' paths (a class name
+cannot hold a NUL)."""
+
 
 class LabelingWorker(QObject):
     """Lives in the worker thread. Slots are invoked through queued connections only."""
@@ -147,8 +151,12 @@ class LabelingWorker(QObject):
         folder: str | None,
         cached_only: bool = False,
     ) -> Iterator[Any]:
+        """``support[REVIEWED_KEY]``, when present: the paths of the support set that were
+        labeled while reviewing (see ``LabelingSession.add_example``), not a class."""
         session = self._ensure_session(settings)
-        yield from session.set_support({k: list(v) for k, v in support.items()})
+        reviewed = support.get(REVIEWED_KEY, ())
+        examples = {k: list(v) for k, v in support.items() if k != REVIEWED_KEY}
+        yield from session.set_support(examples, reviewed)
         failures = getattr(session, "failures", None)
         if failures:
             self.failures.emit(list(failures.values()))
@@ -201,16 +209,17 @@ class LabelingWorker(QObject):
 
     @Slot(list)
     def applyLabels(self, changes: list) -> None:
-        """``[(path, label or None)]``: add as example of label (None: remove); re-label once."""
+        """``[(path, label or None[, reviewed])]``: add as example of label (None: remove;
+        ``reviewed``: a label given while reviewing); re-label once."""
         if self._session is None or not getattr(self._session, "classes", None):
             return
         result = None
-        for path, label in changes:
+        for path, label, *rest in changes:
             try:
                 if label is None:
                     result = self._session.remove_example(path)
                 else:
-                    result = self._session.add_example(path, label)
+                    result = self._session.add_example(path, label, reviewed=bool(rest and rest[0]))
             except Exception as error:
                 self.error.emit(user_message(error))
         if result is not None:
@@ -282,22 +291,30 @@ class LabelingController(QObject):
         support: Mapping[str, Sequence[str]],
         folder: str,
         cached_only: bool = False,
+        reviewed: Sequence[str] = (),
     ) -> int:
-        """Cancel any running job and start fitting + labeling; returns the job id."""
+        """Cancel any running job and start fitting + labeling; returns the job id.
+        ``reviewed``: the paths of ``support`` labeled while reviewing (corrections, accepts)."""
         self.worker.abort.set()  # seen between two yields (or model pieces) of the old job
         job_id = self._new_id()
         support = {k: list(v) for k, v in support.items()}
+        support[REVIEWED_KEY] = [str(p) for p in reviewed]
         self._start.emit(job_id, dict(settings), support, folder or "", bool(cached_only))
         return job_id
 
-    def refit(self, settings: dict, support: Mapping[str, Sequence[str]]) -> int:
+    def refit(
+        self, settings: dict, support: Mapping[str, Sequence[str]], reviewed: Sequence[str] = ()
+    ) -> int:
         self.worker.abort.set()
         job_id = self._new_id()
-        self._refit.emit(job_id, dict(settings), {k: list(v) for k, v in support.items()})
+        support = {k: list(v) for k, v in support.items()}
+        support[REVIEWED_KEY] = [str(p) for p in reviewed]
+        self._refit.emit(job_id, dict(settings), support)
         return job_id
 
-    def apply_labels(self, changes: Sequence[tuple[str, str | None]]) -> None:
-        self._apply.emit([(str(p), lab) for p, lab in changes])
+    def apply_labels(self, changes: Sequence[tuple]) -> None:
+        """``[(path, label or None[, reviewed])]``: see :meth:`LabelingWorker.applyLabels`."""
+        self._apply.emit([(str(c[0]), *c[1:]) for c in changes])
 
     def cancel(self) -> None:
         self.worker.abort.set()

@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from fewshot_gui.adapters.open_set import Prior, UnknownScorer, cosine_to_prototypes, unit
-from fewshot_gui.adapters.transductive import SupportState, predict, refine, sample_rows
+from fewshot_gui.adapters.transductive import (
+    SupportState,
+    centred,
+    predict,
+    refine,
+    sample_rows,
+)
 
 DIM = 64
 
@@ -100,3 +106,33 @@ def test_refined_prototypes_stay_within_trust_of_their_examples() -> None:
     free = refine(support, np.array([0, 1]), 2, folder, center=centre, trust=-1.0).protos
     assert float(free[0] @ anchor[0]) < 0.9  # unconstrained, the folder takes it further
     assert float(free[0] @ a) > float(kept[0] @ a)
+
+
+def test_review_labels_pull_at_their_weight_and_leave_the_scorer_to_the_examples() -> None:
+    """An image labeled while reviewing (a boundary case) weighs REVIEWED_WEIGHT of an example
+    in its class's refined prototype, and the unknown scorer, centre and temperature are the
+    given examples' alone; a class with only review labels keeps them as its examples."""
+    from fewshot_gui.adapters.transductive import REVIEWED_WEIGHT
+
+    rng = np.random.default_rng(3)
+    e = unit(rng.normal(size=(4, DIM))).astype(np.float32)  # a0, b0, a-reviewed, c-reviewed
+    labels, classes = ["a", "b", "a", "c"], ["a", "b", "c"]
+    state = SupportState.fit(e, labels, classes, None, reviewed=[False, False, True, True])
+    assert state.y.tolist() == [0, 1, 2]  # c has only a review label: it stays an example
+    assert state.reviewed_y.tolist() == [0]
+    plain = SupportState.fit(e[[0, 1, 3]], ["a", "b", "c"], classes, None)
+    np.testing.assert_allclose(state.scorer.protos, plain.scorer.protos, atol=1e-6)
+
+    folder = np.zeros((0, DIM), np.float32)
+    got = state.refined(0, lambda: folder)
+    center = state.center(folder)
+    zc = centred(unit(e), center)
+    want_a = unit((zc[0] + REVIEWED_WEIGHT * zc[2])[None])[0]
+    full_a = unit((zc[0] + zc[2])[None])[0]
+    np.testing.assert_allclose(got.protos[0], want_a, atol=1e-5)
+    assert float(got.protos[0] @ zc[0]) > float(full_a @ zc[0]) + 0.05  # nearer its example
+    # the same image given as an example pulls at full weight
+    given = SupportState.fit(e, labels, classes, None)
+    zg = centred(unit(e), given.center(folder))  # its centre: class a has two examples now
+    want_given = unit((zg[0] + zg[2])[None])[0]
+    np.testing.assert_allclose(given.refined(0, lambda: folder).protos[0], want_given, atol=1e-5)

@@ -51,9 +51,10 @@ class FakeSession:
     def classes(self) -> list[str]:
         return sorted(set(self.support.values()))
 
-    def set_support(self, examples) -> Iterator[Progress]:
+    def set_support(self, examples, reviewed=()) -> Iterator[Progress]:
         self.calls.append(("set_support", {k: list(v) for k, v in examples.items()}))
         self.support = {str(p): name for name, paths in examples.items() for p in paths}
+        self.reviewed = {str(p) for p in reviewed}
         for p in self.support:
             self._embed(p)
         yield Progress(len(self.support), len(self.support), "examples")
@@ -104,8 +105,13 @@ class FakeSession:
             self.closed_jobs += 1
             raise
 
-    def add_example(self, path, label) -> Predictions:
+    def add_example(self, path, label, *, reviewed=False) -> Predictions:
         self.calls.append(("add", str(path), label))
+        self.reviewed = (
+            {*getattr(self, "reviewed", ()), str(path)}
+            if reviewed
+            else (getattr(self, "reviewed", set()) - {str(path)})
+        )
         self._embed(str(path))
         self.support[str(path)] = label
         return self.predictions()

@@ -19,12 +19,12 @@ class FollowSession(FakeSession):
 
     pulled: ClassVar[dict[str, str]] = {}
 
-    def add_example(self, path, label) -> Predictions:
+    def add_example(self, path, label, *, reviewed=False) -> Predictions:
         x = self.vectors[str(path)] if str(path) in self.vectors else self._embed(str(path))
         others = [p for p in self.labeled if p != str(path)]
         d = [float(((self.vectors[p] - x) ** 2).sum()) for p in others]
         self.pulled = {others[k]: label for k in np.argsort(d)[:3]}
-        return super().add_example(path, label)
+        return super().add_example(path, label, reviewed=reviewed)
 
     def _predict(self, paths: list[str]) -> Predictions:
         probs = super()._predict(paths).probabilities.copy()
@@ -36,7 +36,9 @@ class FollowSession(FakeSession):
 
 
 def _labeled_app(make_app, qtbot, colour_images, tmp_path, session=FakeSession):
-    app = make_app(factory=lambda settings: session(settings))
+    made = []
+    app = make_app(factory=lambda settings: made.append(session(settings)) or made[-1])
+    app.sessions = made
     support, truth = colour_images
     for name in support:
         app.add_class(name)
@@ -122,6 +124,9 @@ def test_drag_onto_a_class_is_a_correction_and_examples_are_explicit(
     rows = {r.path: (r.label, r.source) for r in app.label_rows()}
     assert rows[dragged[0]] == ("blue", "user") and rows[dragged[1]] == ("blue", "user")
     assert grid.delegate.cell(0)[3]  # drawn with ✓
+    # the labeler is told these are review labels (boundary cases: weighed less when refining)
+    session = app.sessions[-1]
+    qtbot.waitUntil(lambda: set(dragged) <= getattr(session, "reviewed", set()), timeout=5000)
     # "Add as example of …" is the explicit way to make an image an example
     grid.select_base([2])
     menu = grid.build_menu()
@@ -129,6 +134,9 @@ def test_drag_onto_a_class_is_a_correction_and_examples_are_explicit(
     next(a for a in examples.actions() if a.text() == "green").trigger()
     assert review.paths[2] in app.state.find("green").examples
     assert review.paths[2] not in app.state.corrections
+    qtbot.waitUntil(lambda: ("add", review.paths[2], "green") in session.calls, timeout=5000)
+    assert review.paths[2] not in session.reviewed  # an example, at full weight
+    assert set(app.state.review_labels()) == set(dragged)  # what a restart sends as reviewed
     app.window.undo_stack.undo()
     assert review.paths[2] not in app.state.find("green").examples
     # a plain file from outside the folder dropped on a class is an example, as before
