@@ -44,7 +44,7 @@ import torch
 
 from fewshot_gui.adapters.base import single_thread
 from fewshot_gui.adapters.open_set import UnknownScorer, cosine_to_prototypes, prior_for, unit
-from fewshot_gui.adapters.relabel import CosineCache, softmax_rows
+from fewshot_gui.adapters.relabel import CosineCache, one_thread, row_reduce, softmax_rows
 
 ITERATIONS = 4
 CAP = 4.0
@@ -115,44 +115,40 @@ def refine(
     if center is None:
         center = folder_unit.mean(0) if len(folder_unit) else np.zeros(support.shape[1])
     center = np.asarray(center, np.float32)
-    zs = torch.from_numpy(centred(unit(support), center))
-    zu = torch.from_numpy(centred(folder_unit, center))
-    yt = torch.from_numpy(y)
-    wt = (
-        torch.ones(len(y)) if weights is None else torch.from_numpy(np.asarray(weights, np.float32))
-    )
-    counts = torch.zeros(n_way).index_add(0, yt, wt).clamp_min(1)
-    base = torch.zeros(n_way, zs.shape[1]).index_add(0, yt, zs * wt[:, None]) / counts[:, None]
-    protos = anchor = _unit(base)
-    k = torch.ones(len(zu)) if known is None else torch.from_numpy(np.asarray(known, np.float32))
-    with torch.no_grad(), single_thread():
+    zs = centred(unit(support), center)
+    zu = centred(folder_unit, center)
+    w_s = np.ones(len(y), np.float32) if weights is None else np.asarray(weights, np.float32)
+    counts = np.maximum(np.bincount(y, w_s, minlength=n_way), 1).astype(np.float32)
+    one_hot = np.zeros((n_way, len(y)), np.float32)
+    one_hot[y, np.arange(len(y))] = w_s
+    base = (one_hot @ zs) / counts[:, None]  # (C, D) weighted means of the examples
+    protos = anchor = unit(base)
+    k = np.ones(len(zu), np.float32) if known is None else np.asarray(known, np.float32)
+    zu_t = np.ascontiguousarray(zu.T)
+    with one_thread():  # small products: thread wake-ups would dominate (adapters/relabel.py)
         for _ in range(iterations if len(zu) else 0):
-            r = torch.softmax(scale * (zu @ protos.T), 1)  # (M, C)
-            w = r * (r.amax(1) * k)[:, None]
+            r = softmax_rows(np.float32(scale) * (zu @ protos.T))  # (M, C) responsibilities
+            w = r * (row_reduce(r, np.maximum) * k)[:, None]
             mass = w.sum(0)  # (C,)
-            mean = (w.T @ zu) / mass.clamp_min(1e-12)[:, None]
-            beta = mass.clamp(max=cap) / counts
+            mean = (zu_t @ w).T / np.maximum(mass, 1e-12)[:, None]
+            beta = np.minimum(mass, cap) / counts
             protos = _within_trust(base, beta[:, None] * mean, anchor, trust)
-    return RefinedPrototypes(protos.numpy(), center, float(scale))
+    return RefinedPrototypes(protos.astype(np.float32), center, float(scale))
 
 
-_SHRINK = torch.tensor([1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.0])
+_SHRINK = np.array([1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.0], np.float32)
 
 
 def _within_trust(
-    base: torch.Tensor, pull: torch.Tensor, anchor: torch.Tensor, trust: float
-) -> torch.Tensor:
+    base: np.ndarray, pull: np.ndarray, anchor: np.ndarray, trust: float
+) -> np.ndarray:
     """Unit ``base + f * pull`` (C, D) per class, with the largest ``f`` of :data:`_SHRINK` whose
     cosine to ``anchor`` (C, D, the examples' unit prototypes) is at least ``trust``."""
     cand = base[None] + _SHRINK[:, None, None] * pull[None]  # (F, C, D)
-    cand = cand / torch.linalg.vector_norm(cand, dim=-1, keepdim=True).clamp_min(1e-12)
-    ok = (cand * anchor[None]).sum(-1) >= trust  # (F, C)
+    cand /= np.maximum(np.sqrt(np.einsum("fcd,fcd->fc", cand, cand)), 1e-12)[..., None]
+    ok = np.einsum("fcd,cd->fc", cand, anchor) >= trust  # (F, C)
     ok[-1] = True  # f = 0: the examples' own prototype
-    return cand[ok.int().argmax(0), torch.arange(len(base))]
-
-
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    return x / torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(1e-12)
+    return cand[ok.argmax(0), np.arange(len(base))]
 
 
 def predict(
