@@ -178,11 +178,13 @@ class ArrayLabeler:
         return Predictions.from_probabilities(self.paths, self.adapter.classes, probs)
 
     def add_example(self, path: str, label: str, *, reviewed: bool = False) -> Predictions:
-        """``reviewed`` is accepted for the :class:`Labeler` protocol; the adapter alone does not
-        distinguish review labels (the session's folder refinement does)."""
+        """``reviewed``: a review label, weighed as the session weighs it."""
+        from fewshot_gui.adapters.base import REVIEWED_WEIGHT
+
         if path in self._support:  # relabeled: drop the old entry first, as the session does
             self.adapter.remove_example(self._support.index(path))
             self._support.remove(path)
         self._support.append(path)
-        self.adapter.add_example(self.embeddings[self._row[path]], label)
+        weight = REVIEWED_WEIGHT if reviewed else 1.0
+        self.adapter.add_example(self.embeddings[self._row[path]], label, weight)
         return self.predictions()

@@ -329,7 +329,7 @@ class AutoAdapter(Adapter):
         for method in order:
             try:
                 adapter = fitted.get(method) or self._make(method).fit(
-                    self._x.numpy(), self._labels
+                    self._x.numpy(), self._labels, self._weights
                 )
             except Exception as err:
                 self.failures[method] = str(err) or type(err).__name__
@@ -362,7 +362,7 @@ class AutoAdapter(Adapter):
         needed one, the candidate fitted on the whole support set."""
         adapter = self._make(method)
         if self._closed_form(method) and isinstance(adapter, MetricAdapter):
-            adapter.fit(self._x.numpy(), self._labels)
+            adapter.fit(self._x.numpy(), self._labels, self._weights)
             return metric_scores(adapter, y, fold, n_way), adapter
         if self._closed_form(method) and isinstance(adapter, MemoryAdapter):
             return memory_scores(adapter, self._x, y, fold, n_way), None
@@ -391,7 +391,7 @@ class AutoAdapter(Adapter):
         if self._adapter is None or self._needs_decision(label not in self._decided_classes):
             self._decide()
         else:
-            self._adapter.add_example(self._x[-1].numpy(), label)
+            self._adapter.add_example(self._x[-1].numpy(), label, self._weights[-1])
 
     def _example_removed(self, index: int) -> None:
         if not self._labels:

@@ -59,11 +59,30 @@ def l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return F.normalize(x, dim=-1, eps=eps)
 
 
-def class_means(x: torch.Tensor, y: torch.Tensor, n_way: int) -> torch.Tensor:
-    """Per-class mean of ``x`` (S, D) under labels ``y`` (S,) long → (n_way, D). Differentiable."""
-    sums = torch.zeros(n_way, x.shape[1], dtype=x.dtype, device=x.device).index_add(0, y, x)
-    counts = torch.bincount(y, minlength=n_way).clamp_min(1).to(x.dtype)
-    return sums / counts[:, None]
+def class_means(
+    x: torch.Tensor, y: torch.Tensor, n_way: int, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-class mean of ``x`` (S, D) under labels ``y`` (S,) long → (n_way, D), weighted by
+    ``weights`` (S,) when given. Differentiable."""
+    if weights is None:
+        sums = torch.zeros(n_way, x.shape[1], dtype=x.dtype, device=x.device).index_add(0, y, x)
+        counts = torch.bincount(y, minlength=n_way).clamp_min(1).to(x.dtype)
+        return sums / counts[:, None]
+    w = weights.to(x.dtype)
+    sums = torch.zeros(n_way, x.shape[1], dtype=x.dtype, device=x.device)
+    sums = sums.index_add(0, y, x * w[:, None])
+    counts = torch.zeros(n_way, dtype=x.dtype, device=x.device).index_add(0, y, w)
+    return sums / counts.clamp_min(1e-12)[:, None]
+
+
+REVIEWED_WEIGHT = 0.25
+"""Weight of a review label (an image accepted or corrected while reviewing the folder, least
+confident first) where an example the user gave weighs 1: in the metric family's prototypes
+(:class:`~fewshot_gui.adapters.metric.MetricAdapter`) and the folder refinement
+(:mod:`~fewshot_gui.adapters.transductive`). The review shows a class's boundary cases, not its
+typical members; at full weight one accepted image of a diverse class pulled that class's
+prototype off its own images (Flowers 10-way 1-shot, seed 2: 22 'camellia' images lost by
+accepting a fourth). Measured with ``benchmarks/review_loop.py`` (issue 13 note)."""
 
 
 def balanced_weights(y: torch.Tensor, n_way: int) -> torch.Tensor:
@@ -139,6 +158,7 @@ class Adapter(ABC):
         self._state = select_state(state, self.name)
         self._x = torch.empty(0, 0)
         self._labels: list[str] = []
+        self._weights: list[float] = []  # per example (see example_weights)
         self._classes: list[str] = []
 
     # --- public interface -------------------------------------------------------------------
@@ -156,33 +176,50 @@ class Adapter(ABC):
         return list(self._labels)
 
     @property
+    def example_weights(self) -> torch.Tensor:
+        """Each example's weight (S,) float32: 1, or less for a review label
+        (:data:`REVIEWED_WEIGHT`). Methods that average their examples (metric) use it."""
+        return torch.tensor(self._weights, dtype=torch.float32)
+
+    @property
     def dim(self) -> int:
         return int(self._x.shape[1]) if self._labels else 0
 
-    def fit(self, embeddings: np.ndarray, labels: Sequence[str]) -> Adapter:
-        """Adapt to a support set: ``embeddings`` (S, D) float, ``labels`` S class names."""
+    def fit(
+        self,
+        embeddings: np.ndarray,
+        labels: Sequence[str],
+        weights: Sequence[float] | None = None,
+    ) -> Adapter:
+        """Adapt to a support set: ``embeddings`` (S, D) float, ``labels`` S class names,
+        ``weights`` S per-example weights (all 1 when None; see :attr:`example_weights`)."""
         x = _as_matrix(embeddings)
         labels = [str(label) for label in labels]
         if x.shape[0] == 0 or not labels:
             raise UsageError("The support set is empty: give at least one example of a class.")
         if x.shape[0] != len(labels):
             raise UsageError(f"Got {x.shape[0]} support embeddings but {len(labels)} labels.")
-        self._x, self._labels = x, labels
+        weights = [1.0] * len(labels) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(labels) or min(weights) <= 0:
+            raise UsageError(f"Got {len(weights)} example weights for {len(labels)} examples.")
+        self._x, self._labels, self._weights = x, labels, weights
         self._classes = list(dict.fromkeys(labels))
         with single_thread():
             self._refit()
         return self
 
-    def add_example(self, embedding: np.ndarray, label: str) -> None:
-        """Add one example ``embedding`` (D,) of class ``label`` to the support set."""
+    def add_example(self, embedding: np.ndarray, label: str, weight: float = 1.0) -> None:
+        """Add one example ``embedding`` (D,) of class ``label`` (``weight``: see
+        :attr:`example_weights`) to the support set."""
         row = _as_matrix(np.asarray(embedding).reshape(1, -1))
         if not self._labels:
-            self.fit(row.numpy(), [label])
+            self.fit(row.numpy(), [label], [weight])
             return
         if row.shape[1] != self.dim:
             raise UsageError(f"Embedding has {row.shape[1]} dimensions, expected {self.dim}.")
         label = str(label)
         self._labels.append(label)
+        self._weights.append(float(weight))
         if label not in self._classes:
             self._classes.append(label)
         with single_thread():  # the copy too: on two busy threads it took 8 ms, on one 0.03
@@ -197,6 +234,7 @@ class Adapter(ABC):
             )
         index %= self.support_size
         label = self._labels.pop(index)
+        self._weights.pop(index)
         with single_thread():
             self._x = torch.cat([self._x[:index], self._x[index + 1 :]])
         if not self._labels:

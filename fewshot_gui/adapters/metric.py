@@ -226,7 +226,7 @@ class MetricAdapter(Adapter):
         if self.triplet:
             self._fine_tune(y)
         z = self._features(self._x)
-        self._protos = class_means(z, y, n_way)
+        self._protos = class_means(z, y, n_way, self.example_weights)  # review labels weigh less
         self.scale = self._default_scale(z)
         if self.fixed_temperature is not None:
             self.scale = 1.0 / self.fixed_temperature

@@ -22,7 +22,8 @@ Robust by construction where published methods fail on real folders:
 * **a review that never swings**: each refined prototype stays within cosine :data:`TRUST` of its
   examples' prototype (the largest step toward the folder that does), so one new example cannot
   send another class's prototype into a different cluster; and an image labeled while reviewing
-  weighs :data:`REVIEWED_WEIGHT` of an example the user gave (see there).
+  weighs :data:`~fewshot_gui.adapters.base.REVIEWED_WEIGHT` of an example the user gave (see
+  there).
 
 Everything runs in a *centred* space: a mean direction is subtracted (and rows renormalised) for
 support and images alike (CL2N), which removes the direction every photo shares: the folder's mean
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fewshot_gui.adapters.base import single_thread
+from fewshot_gui.adapters.base import REVIEWED_WEIGHT, single_thread
 from fewshot_gui.adapters.open_set import UnknownScorer, cosine_to_prototypes, prior_for, unit
 from fewshot_gui.adapters.relabel import CosineCache, one_thread, row_reduce, softmax_rows
 
@@ -56,15 +57,6 @@ accepted example of one class could swing the soft k-means so that an *other* cl
 jumped to a different cluster (review loop, Flowers 10-way 1-shot seed 2: 'carnation' moved to
 cosine 0.43 of where it was, and the folder lost 8.7 points in one action); with it and ``CAP`` 4
 (was 8) the largest fall over 25 reviews on seeds 0-5 went from 8.7 / 7.5 to 2.5 / 3.1 points."""
-REVIEWED_WEIGHT = 0.5
-"""Weight of an image labeled while reviewing (accepted or corrected) in its class's refined
-prototype; an example the user gave weighs 1. The review shows the least confident images first,
-so what it labels are a class's boundary cases, not typical members: at full weight an accepted
-image of a diverse class pulled that class's prototype off its images (review loop, Flowers 10-way
-1-shot, seed 2: 22 'camellia' images lost by accepting a fourth). Review labels also leave the
-centre, the temperature and the unknown score to the examples the user gave, unless a class has
-only review labels. Measured (``benchmarks/review_loop.py``, issue 13 note): largest fall from one
-action and reviews to clean over Flowers 1-shot seeds 0-7, full weight vs this."""
 SAMPLE = 512
 """Folder images the iterations run on (a fixed random sample of larger folders)."""
 ENABLED_BY_DEFAULT = True

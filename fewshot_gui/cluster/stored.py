@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from fewshot_gui.adapters.base import REVIEWED_WEIGHT
 from fewshot_gui.cluster.result import LabelingResult
 from fewshot_gui.cluster.shards import ADAPTER_FILE
 from fewshot_gui.core.embedding_table import EmbeddingTable
@@ -91,7 +92,8 @@ class StoredSession(LabelingSession):
         if self._adapter is None:
             self._fit()
         else:
-            self._adapter.add_example(self._vectors([path])[0], str(label))
+            weight = REVIEWED_WEIGHT if reviewed else 1.0
+            self._adapter.add_example(self._vectors([path])[0], str(label), weight)
         return self.predictions()
 
     def set_support(

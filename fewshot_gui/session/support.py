@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fewshot_gui.adapters.base import REVIEWED_WEIGHT
 from fewshot_gui.core.errors import UsageError
 from fewshot_gui.core.types import FileFailure, ImageRecord, Predictions, Progress
 from fewshot_gui.data.folder import record_for
@@ -73,7 +74,7 @@ class SupportSet(DomainRouting, FolderPrediction):
             self.method, state=self._loaded.adapter_state, **self.adapter_options
         )
         paths = [p for p, _ in self._support]
-        adapter.fit(self._vectors(paths), [c for _, c in self._support])
+        adapter.fit(self._vectors(paths), [c for _, c in self._support], self._example_weights())
         self._adapter = adapter
         self._open = None
 
@@ -82,7 +83,8 @@ class SupportSet(DomainRouting, FolderPrediction):
 
         ``reviewed``: the image was labeled while reviewing the folder (a correction, or a label
         accepted), not given as an example: the adapter takes it as any example, the folder
-        refinement at :data:`~fewshot_gui.adapters.transductive.REVIEWED_WEIGHT`.
+        refinement and the metric family's prototypes at
+        :data:`~fewshot_gui.adapters.base.REVIEWED_WEIGHT` (boundary cases, not typical members).
         """
         record = record_for(path)
         if not self._embedded(record.path):
@@ -100,8 +102,15 @@ class SupportSet(DomainRouting, FolderPrediction):
         if self._adapter is None:
             self._fit()
         else:  # adapters accept examples of new classes too
-            self._adapter.add_example(self._vectors([record.path])[0], str(label))
+            self._adapter.add_example(
+                self._vectors([record.path])[0], str(label), REVIEWED_WEIGHT if reviewed else 1.0
+            )
         return self.predictions()
+
+    def _example_weights(self) -> list[float]:
+        """Per support entry: 1, or :data:`~fewshot_gui.adapters.base.REVIEWED_WEIGHT` for a
+        review label."""
+        return [REVIEWED_WEIGHT if p in self._reviewed else 1.0 for p, _ in self._support]
 
     def _drop_support(self, path: str) -> bool:
         for i, (p, _) in enumerate(self._support):
