@@ -234,8 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = (
         list(range(int(args.seeds)))
         if "," not in args.seeds
-        else [int(s) for s in args.seeds.split(",")]
+        else [int(s) for s in args.seeds.split(",") if s.strip()]
     )
+    if not seeds:
+        p.error("--seeds: a count of at least 1, or a list such as 0,4,7 (one seed: 3,)")
     registered = [m for m in adapter_names() if m != "auto"]
     methods = ["auto", *registered] if args.methods is None else args.methods.split(",")
     orders = ["frozen", "resort"] if args.order == "both" else [args.order]
