@@ -2,7 +2,8 @@
 
 Images (default): labels N small synthetic images once (Conv-4, random weights, embeddings cached
 on disk), then for each method: a new session over the same cache, corrections
-(``add_example``) and the time until every image has its new prediction (what the app waits for).
+(``add_example(..., reviewed=True)``, as the app's keys send them) and the time until every image
+has its new prediction (what the app waits for).
 
 ``--stored-dim D``: no images and no encoder: N synthetic embeddings of D dimensions (clustered,
 a tenth of them of no class) in the session a labeling result opens (``StoredSession``: the same
@@ -81,7 +82,7 @@ def images(args: argparse.Namespace) -> None:
                 start = 0.0
 
             def correct(r: int, session: LabelingSession = session) -> Any:
-                return session.add_example(paths[100 + r], f"class{r % 5}")
+                return session.add_example(paths[100 + r], f"class{r % 5}", reviewed=True)
 
             ms = timed(correct, args.repeats, args.images)
             print(
@@ -121,7 +122,9 @@ def stored(args: argparse.Namespace) -> None:
                 session.transductive = refined
 
                 def correct(r: int, session: StoredSession = session) -> Any:
-                    return session.add_example(paths[1000 + r], classes[r % len(classes)])
+                    return session.add_example(
+                        paths[1000 + r], classes[r % len(classes)], reviewed=True
+                    )
 
                 ms = timed(correct, args.repeats, n)
                 print(

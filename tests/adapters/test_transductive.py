@@ -136,3 +136,25 @@ def test_review_labels_pull_at_their_weight_and_leave_the_scorer_to_the_examples
     zg = centred(unit(e), given.center(folder))  # its centre: class a has two examples now
     want_given = unit((zg[0] + zg[2])[None])[0]
     np.testing.assert_allclose(given.refined(0, lambda: folder).protos[0], want_given, atol=1e-5)
+
+
+def test_fitted_scale_keeps_its_last_answer_only_for_the_same_inputs() -> None:
+    import fewshot_gui.adapters.transductive as transductive
+
+    def uncached(*args):
+        transductive._LAST_SCALE.clear()
+        return transductive.fitted_scale(*args)
+
+    rng = np.random.default_rng(5)
+    support = (unit(rng.normal(size=(6, DIM))) + 0.0).astype(np.float32)
+    y = np.array([0, 0, 1, 1, 2, 2])
+    center = np.zeros(DIM, np.float32)
+    first = transductive.fitted_scale(support, y, 3, center)
+    assert transductive.fitted_scale(support.copy(), y.copy(), 3, center.copy()) == first
+    for k in range(5):  # changed in place (the same array object): never the stale answer
+        support[k % 6] = unit(rng.normal(size=(1, DIM)))[0] + support[(k + 1) % 6]
+        assert transductive.fitted_scale(support, y, 3, center) == uncached(support, y, 3, center)
+        shifted = center + 0.05 * k
+        assert transductive.fitted_scale(support, y, 3, shifted) == uncached(support, y, 3, shifted)
+    separated = np.repeat(unit(rng.normal(size=(3, DIM))), 2, axis=0).astype(np.float32)
+    assert transductive.fitted_scale(separated, y, 3, center) != first
