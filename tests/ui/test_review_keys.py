@@ -137,6 +137,12 @@ def test_drag_onto_a_class_is_a_correction_and_examples_are_explicit(
     qtbot.waitUntil(lambda: ("add", review.paths[2], "green") in session.calls, timeout=5000)
     assert review.paths[2] not in session.reviewed  # an example, at full weight
     assert set(app.state.review_labels()) == set(dragged)  # what a restart sends as reviewed
+    with qtbot.waitSignal(app.jobDone, timeout=10000):
+        assert app.start()
+    restarted = app.sessions[-1]
+    assert restarted.reviewed == set(dragged)
+    fitted = [call[1] for call in restarted.calls if call[0] == "set_support"][-1]
+    assert set(fitted) <= set(app.state.names())  # the review list is not taken for a class
     app.window.undo_stack.undo()
     assert review.paths[2] not in app.state.find("green").examples
     # a plain file from outside the folder dropped on a class is an example, as before
